@@ -1,0 +1,3 @@
+from promptpaint.cli.app import entry
+
+entry()

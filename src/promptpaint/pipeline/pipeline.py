@@ -1,0 +1,356 @@
+"""The Pipeline: text -> detections -> masks -> edits. Every front end calls this class.
+
+Models are loaded lazily, once per process (see ``backends.registry.cached``), and shared by all
+operations; an image is encoded by the segmenter once for all its prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from promptpaint.backends import registry
+from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, REMOVER_FAMILIES,
+                                           SEGMENTER_FAMILIES)
+from promptpaint.core import masks as M
+from promptpaint.core.geometry import Window, mask_bbox, outpaint_canvas
+from promptpaint.core.images import LoadedImage, load_image, load_mask
+from promptpaint.core.types import Detections, EditResult, Segmentation
+from promptpaint.errors import InvalidOptionError, NothingFoundError, UnsupportedOperationError
+from promptpaint.options import (EDIT_TYPES, ModelOptions, OutpaintEdit, RemoveEdit, ReplaceEdit, SegmentOptions,
+                                 SelectOptions, _EditBase, parse_edit, parse_options)
+from promptpaint.pipeline.stitch import StitchSettings, stitch
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+#: Operation defaults for the mask's growth and soft edge (pixels): a replaced object needs its
+#: outline covered; a removed one its halo too; a kept subject should lose as little as possible.
+OP_DEFAULTS = {
+    "replace": {"dilate": 4, "feather": 6},
+    "keep": {"dilate": 0, "feather": 3},
+    "remove": {"dilate": 8, "feather": 6},
+}
+
+
+class Pipeline:
+    """Find, cut out and repaint what text names.
+
+    >>> pipe = Pipeline(detector="gdino-tiny", segmenter="sam-b")
+    >>> seg = pipe.segment("photo.jpg", find="fox", exclude="tail")
+    >>> out = pipe.replace("photo.jpg", find="fox", prompt="a bulldog", seed=1)
+    """
+
+    def __init__(self, models: ModelOptions | None = None, **overrides: Any):
+        base = (models or ModelOptions()).model_dump()
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        self.models = parse_options(ModelOptions, base)
+        self._device: str | None = None
+
+    # ------------------------------------------------------------ components (lazy, cached)
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from promptpaint.backends.runtime import pick_device
+
+            self._device = pick_device(self.models.device)
+        return self._device
+
+    def detector(self, name: str | None = None):
+        ref = registry.resolve(name or self.models.detector, DETECTOR_FAMILIES, "detector")
+        if ref.family == "sam3":
+            return self._sam3(ref)
+        from promptpaint.backends.detectors import load_detector
+
+        return load_detector(ref, self.device, self.models.dtype)
+
+    def segmenter(self, name: str | None = None):
+        ref = registry.resolve(name or self.models.segmenter, SEGMENTER_FAMILIES, "segmenter")
+        if ref.family == "sam3":
+            return self._sam3(ref)
+        from promptpaint.backends.segmenters import load_segmenter
+
+        return load_segmenter(ref, self.device, self.models.dtype)
+
+    def _sam3(self, ref):
+        from promptpaint.backends.sam3 import load_sam3
+
+        return load_sam3(ref, self.device, self.models.dtype)
+
+    def inpainter(self, name: str | None = None):
+        ref = registry.resolve(name or self.models.inpainter, INPAINTER_FAMILIES, "inpainter")
+        from promptpaint.backends.inpainters import load_inpainter
+
+        return load_inpainter(ref, self.device, self.models.dtype, self.models.offload, self.models.compile)
+
+    def remover(self, name: str | None = None):
+        ref = registry.resolve(name or self.models.remover, REMOVER_FAMILIES, "remover")
+        if ref.family in INPAINTER_FAMILIES:
+            return self.inpainter(name or self.models.remover)
+        from promptpaint.backends.removers import load_remover
+
+        return load_remover(ref, self.device)
+
+    # ------------------------------------------------------------ detection and masks
+    def detect(self, image: Any, find: str | list[str], *, box_threshold: float = 0.3,
+               text_threshold: float = 0.25, detector: str | None = None) -> Detections:
+        """All labels in one forward pass; boxes in the image's pixels."""
+        loaded = _load(image)
+        opts = parse_options(SelectOptions, {"find": find, "box_threshold": box_threshold,
+                                             "text_threshold": text_threshold, "detector": detector})
+        if not opts.find:
+            raise InvalidOptionError("detect needs --find (what to look for)")
+        return self._detect(loaded.rgb, opts.find, opts)
+
+    def _detect(self, rgb: np.ndarray, labels: list[str], opts: SelectOptions) -> Detections:
+        det = self.detector(opts.detector)
+        if hasattr(det, "detect_and_segment"):  # SAM 3 as the detector
+            return det.detect_and_segment(rgb, labels, opts.box_threshold)
+        return det.detect(rgb, labels, opts.box_threshold, opts.text_threshold)
+
+    def segment(self, image: Any, options: SelectOptions | None = None, *, mask: Any = None,
+                **kwargs: Any) -> Segmentation:
+        """Select by text, boxes, points or a mask file and apply the mask algebra.
+
+        Keyword arguments are the fields of :class:`SegmentOptions` (``find``, ``exclude``,
+        ``box``, ``dilate``, ...). ``mask`` may be an array, a PIL image or a path."""
+        loaded = _load(image)
+        opts = _options(SegmentOptions, options, kwargs)
+        return self._segment(loaded.rgb, opts, mask)
+
+    def _segment(self, rgb: np.ndarray, opts: SelectOptions, mask: Any = None, find: list[str] | None = None,
+                 dilate: int | None = None) -> Segmentation:
+        h, w = rgb.shape[:2]
+        find = opts.find if find is None else find
+        info: dict[str, Any] = {"image_size": [w, h], "box_threshold": opts.box_threshold,
+                                "text_threshold": opts.text_threshold}
+        user_mask = mask if mask is not None else opts.mask
+        excluded = Detections.empty((w, h))
+        if user_mask is not None:
+            selected = load_mask(user_mask, (w, h))
+            box = mask_bbox(selected) or Window(0, 0, 0, 0)
+            included = Detections([[box.x0, box.y0, box.x1, box.y1]], [1.0], ["mask"], selected[None], (w, h))
+        else:
+            if not (find or opts.box or opts.point):
+                raise InvalidOptionError("nothing to select: give --find, --box, --point or --mask")
+            included, excluded = self._instances(rgb, opts, find, info)
+            keep = M.select(included.masks, included.scores, pick=opts.pick)
+            included = included[keep]
+            selected = M.union(list(included.masks), (h, w))
+            if len(excluded):
+                selected = M.subtract(selected, M.union(list(excluded.masks)))
+        if opts.fill_holes:
+            selected = M.fill_holes(selected)
+        if opts.min_area:
+            selected = M.remove_small(selected, opts.min_area)
+        if opts.invert:
+            selected = M.invert(selected)
+        grow = opts.dilate if dilate is None else dilate
+        if grow:
+            selected = M.dilate(selected, grow)
+        if not selected.any():
+            raise NothingFoundError(find or ["the selection"],
+                                    "the selection is empty after --exclude/--min-area/--pick; nothing to edit")
+        return Segmentation(selected, included, excluded, info)
+
+    def _instances(self, rgb, opts: SelectOptions, find: list[str], info: dict) -> tuple[Detections, Detections]:
+        """Detect (all labels in one pass), then segment every box in one decoder call."""
+        h, w = rgb.shape[:2]
+        labels = list(dict.fromkeys(find + opts.exclude))
+        segmenter = self.segmenter(opts.segmenter)
+        info["segmenter"] = segmenter.model_id
+        if labels and hasattr(segmenter, "detect_and_segment"):
+            # SAM 3 finds and cuts out from text in one model: it replaces the detector.
+            found = segmenter.detect_and_segment(rgb, labels, opts.box_threshold)
+            info["detector"] = segmenter.model_id
+        elif labels:
+            found = self._detect(rgb, labels, opts)
+            info["detector"] = self.detector(opts.detector).model_id
+        else:
+            found = Detections.empty((w, h))
+        missing = [label for label in find if label not in found.labels]
+        if missing:
+            raise NothingFoundError(missing)
+        user = []
+        if opts.box:
+            user.append(Detections(np.array(opts.box, np.float32), np.ones(len(opts.box)), ["box"] * len(opts.box)))
+        boxes = Detections.concat([found] + user) if user else found
+        if boxes.masks is None or len(boxes) != len(found) or found.masks is None:
+            # One decoder call for every box (included and excluded alike).
+            need = boxes if found.masks is None else Detections.concat(user)
+            masks, _ = segmenter.segment(rgb, boxes=need.xyxy) if len(need) else (np.zeros((0, h, w), bool), None)
+            if found.masks is not None:
+                masks = np.concatenate([found.masks, masks])
+            boxes = boxes.with_masks(masks) if len(boxes) else Detections.empty((w, h))
+        if opts.point:
+            pm, ps = segmenter.segment(rgb, points=np.array(opts.point, np.float32))
+            box = mask_bbox(pm[0]) or Window(0, 0, 0, 0)
+            point_det = Detections([[box.x0, box.y0, box.x1, box.y1]], ps[:1], ["point"], pm[:1], (w, h))
+            boxes = Detections.concat([boxes, point_det]) if len(boxes) else point_det
+        is_excluded = np.array([label in opts.exclude and label not in find for label in boxes.labels], bool)
+        return boxes[~is_excluded], boxes[is_excluded]
+
+    # ------------------------------------------------------------ edits
+    def replace(self, image: Any, options: ReplaceEdit | None = None, *, mask: Any = None,
+                progress: Progress | None = None, **kwargs: Any) -> EditResult:
+        """Repaint what ``find`` selects (or everything but ``keep``) with ``prompt``."""
+        return self.edit(image, _options(ReplaceEdit, options, kwargs), mask=mask, progress=progress)
+
+    def remove(self, image: Any, options: RemoveEdit | None = None, *, mask: Any = None,
+               progress: Progress | None = None, **kwargs: Any) -> EditResult:
+        """Erase what is selected and fill the hole from its surroundings."""
+        return self.edit(image, _options(RemoveEdit, options, kwargs), mask=mask, progress=progress)
+
+    def outpaint(self, image: Any, options: OutpaintEdit | None = None, *, progress: Progress | None = None,
+                 **kwargs: Any) -> EditResult:
+        """Extend the canvas (``aspect``, ``expand`` or ``size``) and fill the new area."""
+        return self.edit(image, _options(OutpaintEdit, options, kwargs), progress=progress)
+
+    def edit(self, image: Any, edit: _EditBase | dict, *, mask: Any = None,
+             progress: Progress | None = None) -> EditResult:
+        """Apply one edit (a typed edit or a dict with ``op``)."""
+        if isinstance(edit, dict):
+            edit = parse_edit(edit)
+        loaded = _load(image)
+        started = time.perf_counter()
+        seed = edit.seed if edit.seed is not None else random.SystemRandom().randrange(2**31)
+        if isinstance(edit, OutpaintEdit):
+            result = self._outpaint(loaded, edit, seed, progress)
+        else:
+            result = self._inpaint_edit(loaded, edit, seed, mask, progress)
+        log.info("%s done in %.2f s", edit.op, time.perf_counter() - started)
+        return result
+
+    def _inpaint_edit(self, loaded: LoadedImage, edit: _EditBase, seed: int, mask: Any,
+                      progress: Progress | None) -> EditResult:
+        rgb = loaded.rgb
+        keep = isinstance(edit, ReplaceEdit) and bool(edit.keep)
+        kind = "keep" if keep else edit.op
+        defaults = OP_DEFAULTS[kind]
+        dilate = edit.dilate if "dilate" in edit.model_fields_set else defaults["dilate"]
+        feather = edit.feather if edit.feather is not None else defaults["feather"]
+        if keep:
+            seg = self._segment(rgb, edit, mask, find=edit.keep, dilate=0)
+            selected = M.dilate(M.invert(seg.mask), dilate)
+        else:
+            seg = self._segment(rgb, edit, mask, dilate=dilate)
+            selected = seg.mask
+        model = self.remover(edit.remover) if isinstance(edit, RemoveEdit) else self.inpainter(edit.inpainter)
+        weights = M.feather(selected, feather)
+        prompt = edit.prompt
+        if isinstance(edit, RemoveEdit) and model.needs_prompt and not prompt:
+            prompt = "empty background, seamless continuation of the surroundings"
+        return self._generate(loaded, rgb, weights, model, edit, prompt, seed, progress, seg, kind)
+
+
+    def _outpaint(self, loaded: LoadedImage, edit: OutpaintEdit, seed: int, progress: Progress | None) -> EditResult:
+        if edit.has_target:
+            raise InvalidOptionError("outpaint extends the canvas; it takes no --find, --box, --point or --mask")
+        import cv2
+
+        h, w = loaded.rgb.shape[:2]
+        canvas = outpaint_canvas((w, h), aspect=edit.aspect, expand=edit.expand, size=edit.size,
+                                 anchor=edit.anchor)
+        top, left = canvas.offset_y, canvas.offset_x
+        bottom, right = canvas.height - h - top, canvas.width - w - left
+        # Mirror the photo into the new area as a starting point: the model sees plausible context.
+        rgb = cv2.copyMakeBorder(loaded.rgb, top, bottom, left, right, cv2.BORDER_REFLECT_101) \
+            if max(top, bottom) < h and max(left, right) < w else \
+            cv2.copyMakeBorder(loaded.rgb, top, bottom, left, right, cv2.BORDER_REPLICATE)
+        new_area = np.ones((canvas.height, canvas.width), bool)
+        new_area[canvas.original_window((w, h)).slices] = False
+        weights = M.feather(new_area, edit.feather if edit.feather is not None else edit.overlap)
+        alpha = None
+        if loaded.alpha is not None:
+            alpha = np.full((canvas.height, canvas.width), 255, np.uint8)
+            alpha[canvas.original_window((w, h)).slices] = loaded.alpha
+        placed = LoadedImage(rgb=rgb, alpha=alpha, source=loaded.source, format=loaded.format,
+                             icc_profile=loaded.icc_profile)
+        model = self.inpainter(edit.inpainter)
+        extra = {"canvas": [canvas.width, canvas.height], "offset": [left, top]}
+        return self._generate(placed, rgb, weights, model, edit, edit.prompt, seed, progress, None, "outpaint", extra)
+
+    def _generate(self, loaded, rgb, weights, model, edit: _EditBase, prompt: str, seed: int,
+                  progress: Progress | None, seg: Segmentation | None, kind: str,
+                  extra: dict | None = None) -> EditResult:
+        if model.needs_prompt and not prompt and edit.op == "replace":
+            raise InvalidOptionError("replace needs --prompt (what to paint)")
+        if not model.needs_prompt and edit.op in ("replace", "outpaint"):
+            raise UnsupportedOperationError(f"{model.model_id} only removes; use a diffusion inpainter for {edit.op}")
+        seeds = [seed + i for i in range(edit.variants)]
+        settings = StitchSettings(working_size=edit.working_size or model.working_size, multiple=model.multiple,
+                                  upscale=model.upscale, padding=edit.padding)
+
+        def generate(crops, crop_mask):
+            return model.inpaint(crops, crop_mask, prompt=prompt, negative_prompt=edit.negative_prompt,
+                                 seeds=seeds, steps=edit.steps, guidance=edit.guidance, strength=edit.strength,
+                                 progress=progress)
+
+        variants, jobs = stitch([rgb] * len(seeds), weights, generate, settings)
+        return EditResult(image=variants[0], mask=weights > 0, variants=tuple(variants),
+                          recipe=self.describe(edit, seed=seed, model=model), alpha=loaded.alpha,
+                          segmentation=seg, windows=tuple(jobs), info={"kind": kind, **(extra or {})})
+
+    # ------------------------------------------------------------ recipes
+    def describe(self, edit: _EditBase, *, seed: int, model=None) -> dict:
+        """The edit as a replayable recipe entry: every option, the seed, the model ids."""
+        entry = edit.model_dump(mode="json", exclude_defaults=True)
+        entry["op"] = edit.op
+        entry["seed"] = seed
+        if edit.op != "outpaint" and not entry.get("mask"):
+            entry.setdefault("detector", self.models.detector)
+            entry.setdefault("segmenter", self.models.segmenter)
+        if model is not None:
+            entry.setdefault("remover" if edit.op == "remove" else "inpainter",
+                             edit.remover if edit.op == "remove" and edit.remover else
+                             (edit.inpainter or (self.models.remover if edit.op == "remove" else self.models.inpainter)))
+            entry["steps"] = edit.steps or model.default_steps
+            entry["guidance"] = model.default_guidance if edit.guidance is None else edit.guidance
+        return entry
+
+    def run(self, image: Any, recipe: Any, *, progress: Progress | None = None,
+            mask: Any = None) -> EditResult:
+        """Apply a recipe's edits in order; the result's recipe lists every edit as run."""
+        from promptpaint.pipeline.recipe import load_recipe
+
+        parsed = load_recipe(recipe)
+        current = _load(image)
+        results: list[EditResult] = []
+        for i, edit in enumerate(parsed.edits):
+            result = self.edit(current, edit, mask=mask if i == 0 else None, progress=progress)
+            results.append(result)
+            current = LoadedImage(rgb=result.image, alpha=result.alpha, source=current.source,
+                                  format=current.format, icc_profile=current.icc_profile)
+        last = results[-1]
+        effective = results[0].mask.copy()
+        for r in results[1:]:
+            if r.mask.shape != effective.shape:  # outpaint changed the canvas: map the old mask onto it
+                grown = np.zeros_like(r.mask)
+                off = r.info.get("offset", [0, 0])
+                grown[off[1]:off[1] + effective.shape[0], off[0]:off[0] + effective.shape[1]] = effective
+                effective = grown
+            effective = effective | r.mask
+        return EditResult(image=last.image, mask=effective, variants=last.variants,
+                          recipe={"edits": [r.recipe for r in results]}, alpha=last.alpha,
+                          segmentation=results[0].segmentation, windows=tuple(w for r in results for w in r.windows))
+
+
+def _load(image: Any) -> LoadedImage:
+    return image if isinstance(image, LoadedImage) else load_image(image)
+
+
+def _options(cls, options, kwargs: dict):
+    if options is not None:
+        if kwargs:
+            return parse_options(cls, {**options.model_dump(exclude_unset=True), **kwargs})
+        return options
+    return parse_options(cls, kwargs)
+
+
+__all__ = ["Pipeline", "OP_DEFAULTS", "EDIT_TYPES"]

@@ -1,0 +1,107 @@
+"""Crop-and-stitch: generate only around the mask, at the model's resolution, and paste back.
+
+For every group of mask regions a context window is cut out, resized (aspect kept) to the size
+the model works at, repainted, resized back and blended in with the feathered weights. Pixels
+whose weight is 0 are never written, so everything outside the edit stays byte-identical.
+Regions larger than ``max_downscale`` times the working size are split into overlapping tiles
+filled one after another, each seeing the tiles already filled as context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from promptpaint.core import masks as M
+from promptpaint.core.geometry import Window, context_window, merge_windows, model_size, tile_window
+
+#: (crops at model size, mask at model size) -> repainted crops at model size
+Generate = Callable[[list[np.ndarray], np.ndarray], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    """One model call: where in the image, at which size the model ran."""
+
+    window: Window
+    model_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class StitchSettings:
+    working_size: int
+    multiple: int = 8
+    upscale: bool = True  # diffusion models: enlarge small windows to their working size
+    padding: float = 0.5
+    max_downscale: float = 2.0
+    tile_overlap: int | None = None  # default: working_size // 8
+
+    def min_side(self) -> int:
+        return self.working_size // 2 if self.upscale else 0
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize RGB uint8 to ``size`` (w, h): area averaging to shrink, Lanczos to enlarge."""
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image.copy()
+    shrink = size[0] * size[1] < w * h
+    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
+
+
+def plan_windows(mask: np.ndarray, settings: StitchSettings) -> list[Window]:
+    """Context windows around the mask's regions; close regions share one window."""
+    h, w = mask.shape
+    boxes = M.component_boxes(mask)
+    windows = [context_window(b, (w, h), settings.padding, settings.min_side()) for b in boxes]
+    return merge_windows(windows)
+
+
+def job_size(window: Window, settings: StitchSettings) -> tuple[int, int]:
+    if settings.upscale:
+        return model_size(window.size, settings.working_size, settings.multiple)
+    # Removers work at the crop's own resolution; only large crops are shrunk.
+    scale = min(1.0, settings.working_size / max(window.size))
+    snap = lambda v: max(settings.multiple, int(round(v * scale / settings.multiple)) * settings.multiple)  # noqa: E731
+    return (snap(window.width), snap(window.height))
+
+
+def stitch(
+    images: list[np.ndarray],
+    weights: np.ndarray,
+    generate: Generate,
+    settings: StitchSettings,
+) -> tuple[list[np.ndarray], list[WindowJob]]:
+    """Repaint every image (one per variant) where ``weights > 0``; returns the new images and the
+    jobs that were run. ``weights`` (H, W) float in [0, 1]: 1 = fully generated."""
+    edit = weights > 0
+    canvases = [im.copy() for im in images]
+    jobs: list[WindowJob] = []
+    if not edit.any():
+        return canvases, jobs
+    max_side = max(settings.multiple, int(settings.working_size * settings.max_downscale))
+    overlap = settings.tile_overlap if settings.tile_overlap is not None else max(8, settings.working_size // 8)
+    todo = edit.copy()
+    for window in plan_windows(edit, settings):
+        for tile in tile_window(window, max_side, overlap):
+            region = np.zeros_like(edit)
+            region[tile.slices] = True
+            fresh = todo & region
+            if not fresh.any():
+                continue
+            # Re-paint a band of already filled pixels so neighbouring tiles join without a seam.
+            ramp = M.feather(fresh, overlap) * region if fresh.sum() < (edit & region).sum() else region.astype(np.float32)
+            job_weights = weights * ramp
+            job_mask = (job_weights > 0)[tile.slices]
+            size = job_size(tile, settings)
+            crops = [resize_image(c[tile.slices], size) for c in canvases]
+            results = generate(crops, M.resize_mask(job_mask, size))
+            for canvas, result in zip(canvases, results):
+                back = resize_image(result, tile.size)
+                canvas[tile.slices] = M.blend(canvas[tile.slices], back, job_weights[tile.slices])
+            jobs.append(WindowJob(tile, size))
+            todo &= ~fresh
+    return canvases, jobs
