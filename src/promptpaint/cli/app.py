@@ -248,6 +248,10 @@ def run(image: Path, recipe: str | None, from_image: Path | None, output, save_m
     _write_result(result, image, output, save_mask, overwrite, "run")
 
 
+# Commands defined in their own modules (their heavy imports stay inside the command bodies).
+# Each module imports only click and promptpaint's light modules at import time.
+
+
 def entry() -> None:
     """Console-script entry point."""
     main(prog_name="promptpaint")

@@ -1,0 +1,50 @@
+"""Shared fixtures: the tiny-model kit (built once per machine into .cache/) and sample photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_DIR = Path(os.environ.get("PROMPTPAINT_TINY_MODELS", ROOT / ".cache" / "tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny() -> dict[str, Path]:
+    """name -> folder of every tiny model (grounding-dino, owlv2, sam, sam2, sam3, sd-inpaint, ...)."""
+    from promptpaint.testing.tiny_models import build_all
+
+    return {name: Path(folder) for name, folder in build_all(TINY_DIR).items()}
+
+
+@pytest.fixture(scope="session")
+def cat_rgb() -> np.ndarray:
+    """A real photo (300x451 cat, from scikit-image's wheel: no download)."""
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.chelsea())
+
+
+@pytest.fixture()
+def cat_png(tmp_path, cat_rgb) -> Path:
+    from PIL import Image
+
+    path = tmp_path / "cat.png"
+    Image.fromarray(cat_rgb).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny):
+    """A Pipeline wired to the tiny models (Grounding DINO, SAM, SD inpainting, LaMa)."""
+    from promptpaint.pipeline.pipeline import Pipeline
+
+    return Pipeline(detector=str(tiny["grounding-dino"]), segmenter=str(tiny["sam"]),
+                    inpainter=str(tiny["sd-inpaint"]), remover=str(tiny["lama"]), device="cpu")
