@@ -179,7 +179,8 @@ class OutpaintEdit(_EditBase):
     expand: str | None = Field(None, description="pixels to add: L,T,R,B")
     size: str | None = Field(None, description="new canvas size WxH")
     anchor: str = Field("center", description="where the original sits: " + ", ".join(ANCHORS))
-    overlap: int = Field(16, ge=0, description="pixels of the original re-blended at the seam")
+    overlap: int = Field(0, ge=0, description="pixels of the original repainted and blended at the seam for a "
+                         "softer join (0 keeps the original byte-identical; it is always the model's context)")
 
     @field_validator("expand", "size", mode="before")
     @classmethod

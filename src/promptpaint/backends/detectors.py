@@ -56,13 +56,13 @@ def _finish(xyxy, scores, labels: list[str], size: tuple[int, int]) -> Detection
 
 class _TransformersDetector:
     def __init__(self, ref: ModelRef, device: str, dtype: str):
+        folder = local_folder(ref)  # fails fast, before the slow library imports
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         self.ref = ref
         self.model_id = ref.id
         self.device = device
         self.dtype = pick_dtype(dtype, device, generative=False)
-        folder = local_folder(ref)
         try:
             self.processor = AutoProcessor.from_pretrained(folder)
             self.model = AutoModelForZeroShotObjectDetection.from_pretrained(
@@ -129,10 +129,10 @@ class Owlv2Detector(_TransformersDetector):
             outputs = self.model(**self._to_device(inputs))
         outputs.logits = outputs.logits.float()
         outputs.pred_boxes = outputs.pred_boxes.float()
-        # OWLv2 pads the image to a square at the bottom/right: boxes are relative to that square.
-        side = max(h, w)
+        # OWLv2 pads the image to a square at the bottom/right; given the real (h, w), transformers
+        # scales boxes by max(h, w), which maps them back onto the unpadded image.
         result = self.processor.post_process_grounded_object_detection(
-            outputs=outputs, threshold=box_threshold, target_sizes=[(side, side)])[0]
+            outputs=outputs, threshold=box_threshold, target_sizes=[(h, w)])[0]
         indices = result["labels"].cpu().numpy().astype(int)
         boxes = result["boxes"].cpu().numpy().reshape(-1, 4)
         scores = result["scores"].cpu().numpy()

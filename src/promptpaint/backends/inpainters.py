@@ -53,6 +53,7 @@ class DiffusersInpainter:
     DEFAULTS = {"sd-inpaint": (25, 7.5), "sdxl-inpaint": (25, 7.5), "flux-fill": (28, 30.0)}
 
     def __init__(self, ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False):
+        folder = local_folder(ref)  # fails fast, before the slow library imports
         import torch
 
         self.ref = ref
@@ -62,7 +63,6 @@ class DiffusersInpainter:
         self.dtype = pick_dtype(dtype, device, generative=True)
         self.default_steps, self.default_guidance = self.DEFAULTS[ref.family]
         enable_fast_math(device)
-        folder = local_folder(ref)
         try:
             from diffusers.utils import logging as diffusers_logging
 

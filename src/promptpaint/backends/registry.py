@@ -161,7 +161,7 @@ def local_folder(ref: ModelRef) -> Path:
     from huggingface_hub import HfApi
 
     try:  # one quick call decides: unknown model, gated, or no network
-        HfApi().model_info(ref.source, timeout=4)
+        HfApi().model_info(ref.source, timeout=3)
     except RepositoryNotFoundError:
         raise ModelLoadError(f"model {ref.source!r} does not exist on the Hugging Face hub (check the name) "
                              "and is not a local folder") from None

@@ -44,6 +44,7 @@ class _SamFamily:
     """Shared code for SAM and SAM 2 (they differ in post-processing only)."""
 
     def __init__(self, ref: ModelRef, device: str, dtype: str):
+        folder = local_folder(ref)  # fails fast, before the slow library imports
         from transformers import AutoProcessor
 
         self.ref = ref
@@ -53,7 +54,6 @@ class _SamFamily:
         self.encode_count = 0  # how many images were run through the image encoder
         self._cache: OrderedDict[str, _Encoded] = OrderedDict()
         self._lock = threading.Lock()
-        folder = local_folder(ref)
         try:
             self.processor = AutoProcessor.from_pretrained(folder)
             self.model = self._model_class().from_pretrained(

@@ -80,7 +80,7 @@ def _progress_bar():
 @main.command()
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @options_from(SegmentOptions, skip=("exclude", "box", "point", "mask", "pick", "invert", "fill_holes",
-                                    "min_area", "dilate", "segmenter"))
+                                    "min_area", "dilate", "detector", "segmenter"))
 @options_from(ModelOptions, skip=("segmenter", "inpainter", "remover", "offload", "compile"))
 def detect(image: Path, **values: Any) -> None:
     """Print what the detector finds as JSON (boxes in pixels, scores, labels)."""

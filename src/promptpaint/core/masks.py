@@ -111,7 +111,10 @@ def feather(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0:
         return mask.astype(np.float32)
     d = distance_outside(mask)
-    return np.clip(1.0 - d / (radius + 1), 0.0, 1.0).astype(np.float32)
+    weights = np.clip(1.0 - d / (radius + 1), 0.0, 1.0).astype(np.float32)
+    # Euclidean distances between radius and radius + 1 (diagonals) would still get a little weight.
+    weights[d > radius] = 0.0
+    return weights
 
 
 def blend(base: np.ndarray, generated: np.ndarray, weights: np.ndarray) -> np.ndarray:

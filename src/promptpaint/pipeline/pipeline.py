@@ -63,7 +63,7 @@ class Pipeline:
         return self._device
 
     def detector(self, name: str | None = None):
-        ref = registry.resolve(name or self.models.detector, DETECTOR_FAMILIES, "detector")
+        ref = _available(name or self.models.detector, DETECTOR_FAMILIES, "detector")
         if ref.family == "sam3":
             return self._sam3(ref)
         from promptpaint.backends.detectors import load_detector
@@ -71,7 +71,7 @@ class Pipeline:
         return load_detector(ref, self.device, self.models.dtype)
 
     def segmenter(self, name: str | None = None):
-        ref = registry.resolve(name or self.models.segmenter, SEGMENTER_FAMILIES, "segmenter")
+        ref = _available(name or self.models.segmenter, SEGMENTER_FAMILIES, "segmenter")
         if ref.family == "sam3":
             return self._sam3(ref)
         from promptpaint.backends.segmenters import load_segmenter
@@ -84,13 +84,13 @@ class Pipeline:
         return load_sam3(ref, self.device, self.models.dtype)
 
     def inpainter(self, name: str | None = None):
-        ref = registry.resolve(name or self.models.inpainter, INPAINTER_FAMILIES, "inpainter")
+        ref = _available(name or self.models.inpainter, INPAINTER_FAMILIES, "inpainter")
         from promptpaint.backends.inpainters import load_inpainter
 
         return load_inpainter(ref, self.device, self.models.dtype, self.models.offload, self.models.compile)
 
     def remover(self, name: str | None = None):
-        ref = registry.resolve(name or self.models.remover, REMOVER_FAMILIES, "remover")
+        ref = _available(name or self.models.remover, REMOVER_FAMILIES, "remover")
         if ref.family in INPAINTER_FAMILIES:
             return self.inpainter(name or self.models.remover)
         from promptpaint.backends.removers import load_remover
@@ -263,6 +263,8 @@ class Pipeline:
         rgb = cv2.copyMakeBorder(loaded.rgb, top, bottom, left, right, cv2.BORDER_REFLECT_101) \
             if max(top, bottom) < h and max(left, right) < w else \
             cv2.copyMakeBorder(loaded.rgb, top, bottom, left, right, cv2.BORDER_REPLICATE)
+        # The model always sees the neighbouring original pixels as context (the crop window reaches
+        # into the original); only with --overlap/--feather is a band of the original repainted.
         new_area = np.ones((canvas.height, canvas.width), bool)
         new_area[canvas.original_window((w, h)).slices] = False
         weights = M.feather(new_area, edit.feather if edit.feather is not None else edit.overlap)
@@ -339,6 +341,15 @@ class Pipeline:
         return EditResult(image=last.image, mask=effective, variants=last.variants,
                           recipe={"edits": [r.recipe for r in results]}, alpha=last.alpha,
                           segmentation=results[0].segmentation, windows=tuple(w for r in results for w in r.windows))
+
+
+def _available(name: str, families: tuple[str, ...], role: str):
+    """Resolve a model name and make sure its files are here, before any slow library import,
+    so a missing model fails in about a second."""
+    ref = registry.resolve(name, families, role)
+    if ref.family != "telea":
+        registry.local_folder(ref)
+    return ref
 
 
 def _load(image: Any) -> LoadedImage:

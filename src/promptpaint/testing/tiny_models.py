@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: Bump when a builder changes, so that folders written by an older kit are rebuilt.
-KIT_VERSION = 1
+KIT_VERSION = 2
 #: Written last into every finished folder; a folder without it (or with an older version) is rebuilt.
 MARKER_FILE = "tiny-model.json"
 SEED = 0
@@ -251,6 +251,7 @@ def build_grounding_dino(folder: Path) -> Path:
 @_seeded_and_quiet
 def build_owlv2(folder: Path) -> Path:
     """Owlv2Processor + Owlv2ForObjectDetection (tiny CLIP text and vision towers)."""
+    import torch
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
 
     tokenizer = _tiny_clip_tokenizer(model_max_length=16, pad_token="!")
@@ -265,6 +266,11 @@ def build_owlv2(folder: Path) -> Path:
     }
     config = Owlv2Config(text_config=text_config, vision_config=vision_config, projection_dim=32)
     model = Owlv2ForObjectDetection(config).eval()
+    # Random box-head weights push every box into a corner with zero size; damp them so boxes stay
+    # near the model's built-in per-patch priors, i.e. real, non-empty boxes inside the image.
+    with torch.no_grad():
+        model.box_head.dense2.weight.mul_(0.01)
+        model.box_head.dense2.bias.zero_()
     image_processor = Owlv2ImageProcessor(size={"height": OWLV2_IMAGE_SIZE, "width": OWLV2_IMAGE_SIZE})
     processor = Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer)
     model.save_pretrained(folder, safe_serialization=True)

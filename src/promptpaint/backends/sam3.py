@@ -1,0 +1,106 @@
+"""SAM 3 through transformers: text -> instance masks in one model (replaces detector + segmenter).
+
+The image is encoded once (cached by content); all labels of a request then run as one batch
+against that single encoding (the vision features are expanded as views, not copied).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
+from promptpaint.backends.runtime import pick_dtype
+from promptpaint.core.geometry import clamp_boxes
+from promptpaint.core.images import image_hash
+from promptpaint.core.types import Detections
+from promptpaint.errors import UnsupportedOperationError
+
+CACHE_SIZE = 4
+MASK_THRESHOLD = 0.5
+
+
+class Sam3TextSegmenter:
+    def __init__(self, ref: ModelRef, device: str, dtype: str):
+        folder = local_folder(ref)  # fails fast, before the slow library imports
+        from transformers import AutoProcessor, Sam3Model
+
+        self.model_id = ref.id
+        self.device = device
+        self.dtype = pick_dtype(dtype, device, generative=False)
+        self.encode_count = 0
+        self._cache: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+        try:
+            self.processor = AutoProcessor.from_pretrained(folder)
+            self.model = Sam3Model.from_pretrained(folder, dtype=self.dtype, use_safetensors=True).to(device).eval()
+        except Exception as error:  # noqa: BLE001
+            raise load_error(ref, error) from error
+
+    def _vision(self, image: np.ndarray):
+        import torch
+        from PIL import Image
+
+        key = image_hash(image)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        inputs = self.processor(images=Image.fromarray(image), return_tensors="pt")
+        with torch.inference_mode():
+            vision = self.model.get_vision_features(pixel_values=inputs["pixel_values"].to(self.device, self.dtype))
+        self.encode_count += 1
+        with self._lock:
+            self._cache[key] = vision
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return vision
+
+    def detect_and_segment(self, image: np.ndarray, labels: list[str], threshold: float) -> Detections:
+        """Every instance of every label, with full-resolution masks."""
+        import torch
+        from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
+
+        h, w = image.shape[:2]
+        vision = self._vision(image)
+        n = len(labels)
+
+        def expand(t):
+            return t.expand(n, *t.shape[1:])
+
+        batched = Sam3VisionEncoderOutput(
+            last_hidden_state=expand(vision.last_hidden_state),
+            fpn_hidden_states=tuple(expand(t) for t in vision.fpn_hidden_states),
+            fpn_position_encoding=tuple(expand(t) for t in vision.fpn_position_encoding),
+        )
+        text = self.processor(text=list(labels), return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            outputs = self.model(vision_embeds=batched, input_ids=text["input_ids"].to(self.device),
+                                 attention_mask=text["attention_mask"].to(self.device))
+        for name in ("pred_logits", "pred_boxes", "pred_masks"):
+            value = getattr(outputs, name, None)
+            if value is not None:
+                setattr(outputs, name, value.float())
+        results = self.processor.post_process_instance_segmentation(
+            outputs, threshold=threshold, mask_threshold=MASK_THRESHOLD, target_sizes=[(h, w)] * n)
+        parts = []
+        for label, result in zip(labels, results):
+            masks = result["masks"].cpu().numpy().astype(bool).reshape(-1, h, w)
+            keep = masks.reshape(len(masks), -1).any(axis=1)  # an empty mask is no instance
+            if not keep.any():
+                continue
+            boxes = clamp_boxes(result["boxes"].cpu().numpy().reshape(-1, 4)[keep], (w, h))
+            scores = result["scores"].cpu().numpy()[keep]
+            parts.append(Detections(boxes, scores, [label] * int(keep.sum()), masks[keep], (w, h)))
+        found = Detections.concat(parts)
+        return found if len(found) else Detections.empty((w, h))
+
+    def segment(self, image, boxes=None, points=None):
+        raise UnsupportedOperationError("the SAM 3 backend here takes text prompts; for --box or --point "
+                                        "choose --segmenter sam-b or sam2-t")
+
+
+def load_sam3(ref: ModelRef, device: str, dtype: str) -> Sam3TextSegmenter:
+    return cached(("sam3", ref.source, device, dtype), lambda: Sam3TextSegmenter(ref, device, dtype))
