@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from promptpaint.core.geometry import ANCHORS, parse_aspect, parse_box, parse_expand, parse_point, parse_size
 from promptpaint.errors import InvalidOptionError
@@ -56,7 +56,7 @@ def _split_labels(value: Any) -> list[str]:
     """``"fox. tree"`` or ``["fox", "tree"]`` -> ``["fox", "tree"]`` (Grounding DINO's '.' syntax)."""
     if value is None:
         return []
-    items = [value] if isinstance(value, str) else list(value)
+    items = [value] if isinstance(value, (str, int, float)) else list(value)
     labels = [part.strip() for item in items for part in str(item).split(".")]
     return [label for label in labels if label]
 
@@ -93,7 +93,7 @@ class SelectOptions(_Strict):
     def _boxes(cls, v: Any) -> list:
         if v is None:
             return []
-        if isinstance(v, str) or (isinstance(v, (list, tuple)) and len(v) == 4 and all(isinstance(x, (int, float)) for x in v)):
+        if isinstance(v, (str, int, float)) or (isinstance(v, (list, tuple)) and len(v) == 4 and all(isinstance(x, (int, float)) for x in v)):
             v = [v]
         return [parse_box(b) for b in v]
 
@@ -102,7 +102,7 @@ class SelectOptions(_Strict):
     def _points(cls, v: Any) -> list:
         if v is None:
             return []
-        if isinstance(v, str) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) for x in v)):
+        if isinstance(v, (str, int, float)) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) for x in v)):
             v = [v]
         return [parse_point(p) for p in v]
 
@@ -119,6 +119,11 @@ class SelectOptions(_Strict):
     @property
     def has_target(self) -> bool:
         return bool(self.find or self.box or self.point or self.mask)
+
+
+def _mask_given(info: ValidationInfo) -> bool:
+    """A mask passed to the Python API as an array/image (not a path) counts as a target."""
+    return bool(info.context and info.context.get("mask_given"))
 
 
 class SegmentOptions(SelectOptions):
@@ -149,12 +154,12 @@ class ReplaceEdit(_EditBase):
     _keep = field_validator("keep", mode="before")(lambda cls, v: _split_labels(v))
 
     @model_validator(mode="after")
-    def _check(self) -> ReplaceEdit:
+    def _check(self, info: ValidationInfo) -> ReplaceEdit:
         if not self.prompt.strip():
             raise ValueError("replace needs --prompt (what to paint)")
         if self.keep and self.find:
             raise ValueError("use either --find (repaint it) or --keep (repaint everything else), not both")
-        if not (self.keep or self.has_target):
+        if not (self.keep or self.has_target or _mask_given(info)):
             raise ValueError("replace needs --find, --keep, --box, --point or --mask")
         return self
 
@@ -165,8 +170,8 @@ class RemoveEdit(_EditBase):
     op: Literal["remove"] = "remove"
 
     @model_validator(mode="after")
-    def _check(self) -> RemoveEdit:
-        if not self.has_target:
+    def _check(self, info: ValidationInfo) -> RemoveEdit:
+        if not (self.has_target or _mask_given(info)):
             raise ValueError("remove needs --find, --box, --point or --mask")
         return self
 
@@ -220,19 +225,22 @@ def format_validation_error(error: ValidationError, where: str = "") -> str:
     return "; ".join(lines)
 
 
-def parse_options(cls: type[BaseModel], values: dict[str, Any], where: str = "") -> Any:
-    """Build an options model, turning validation errors into one-line InvalidOptionError."""
+def parse_options(cls: type[BaseModel], values: dict[str, Any], where: str = "", mask_given: bool = False) -> Any:
+    """Build an options model, turning validation errors into one-line InvalidOptionError.
+
+    ``mask_given``: the caller passes a mask separately (an array through the Python API)."""
     try:
-        return cls.model_validate({k: v for k, v in values.items() if v is not None})
+        return cls.model_validate({k: v for k, v in values.items() if v is not None},
+                                  context={"mask_given": mask_given})
     except ValidationError as error:
         raise InvalidOptionError(format_validation_error(error, where)) from None
     except InvalidOptionError as error:
         raise InvalidOptionError(f"{where}{error}") from None
 
 
-def parse_edit(values: dict[str, Any], where: str = "") -> _EditBase:
+def parse_edit(values: dict[str, Any], where: str = "", mask_given: bool = False) -> _EditBase:
     """A dict with an ``op`` key (replace, remove, outpaint) -> the typed edit."""
     op = values.get("op")
     if op not in EDIT_TYPES:
         raise InvalidOptionError(f"{where}op must be one of {', '.join(EDIT_TYPES)}, got {op!r}")
-    return parse_options(EDIT_TYPES[op], values, where)
+    return parse_options(EDIT_TYPES[op], values, where, mask_given)

@@ -30,11 +30,18 @@ class Recipe:
                                            for e in self.edits]}
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a one-line JSON recipe longer than a file name may be (ENAMETOOLONG)
+        return False
+
+
 def _read(source: Any) -> dict:
     if isinstance(source, dict):
         return source
     path = Path(source) if isinstance(source, (str, Path)) and "\n" not in str(source) else None
-    if path is not None and path.exists():
+    if path is not None and _is_file(path):
         if path.suffix.lower() == ".png":
             return recipe_from_image(path)
         text = path.read_text(encoding="utf-8")
