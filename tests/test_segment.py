@@ -200,3 +200,16 @@ def test_help_is_fast_and_imports_no_torch():
                             "print('torch' in sys.modules, 'transformers' in sys.modules)"],
                            capture_output=True, text=True)
     assert probe.stdout.split() == ["False", "False"]
+
+
+def test_threshold_changes_reuse_the_detector_forward(tiny, cat_rgb):
+    """Moving a threshold slider re-filters cached scores: no second forward pass."""
+    pipe = Pipeline(detector=str(tiny["grounding-dino"]), segmenter=str(tiny["sam"]), device="cpu")
+    detector = pipe.detector()
+    image = cat_rgb.copy()
+    image[1, 1] = (9, 9, 9)
+    before = detector.forward_count
+    loose = pipe.detect(image, "cat. tree", box_threshold=0, text_threshold=0)
+    strict = pipe.detect(image, "cat. tree", box_threshold=float(np.median(loose.scores)), text_threshold=0)
+    assert detector.forward_count - before == 1
+    assert 0 < len(strict) < len(loose)

@@ -7,6 +7,8 @@ original image's pixel coordinates, clamped to the image, with duplicates per la
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from typing import Protocol
 
 import numpy as np
@@ -14,6 +16,7 @@ import numpy as np
 from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
 from promptpaint.backends.runtime import pick_dtype
 from promptpaint.core.geometry import clamp_boxes, nms
+from promptpaint.core.images import image_hash
 from promptpaint.core.types import Detections
 
 NMS_IOU = 0.8
@@ -24,20 +27,6 @@ class Detector(Protocol):
 
     def detect(self, image: np.ndarray, labels: list[str], box_threshold: float,
                text_threshold: float) -> Detections: ...
-
-
-def _match_label(phrase: str, labels: list[str]) -> str | None:
-    """Map the phrase the model produced back to one of the requested labels."""
-    phrase = phrase.strip().lower()
-    lowered = [label.lower() for label in labels]
-    if phrase in lowered:
-        return labels[lowered.index(phrase)]
-    words = set(re.findall(r"\w+", phrase))
-    if not words:
-        return None
-    overlap = [len(words & set(re.findall(r"\w+", label))) for label in lowered]
-    best = int(np.argmax(overlap))
-    return labels[best] if overlap[best] > 0 else None
 
 
 def _finish(xyxy, scores, labels: list[str], size: tuple[int, int]) -> Detections:
@@ -55,6 +44,11 @@ def _finish(xyxy, scores, labels: list[str], size: tuple[int, int]) -> Detection
 
 
 class _TransformersDetector:
+    """Runs the model once per (image, labels) and keeps the raw scores in a small cache, so
+    moving a threshold slider re-filters without another forward pass."""
+
+    CACHE_SIZE = 8
+
     def __init__(self, ref: ModelRef, device: str, dtype: str):
         folder = local_folder(ref)  # fails fast, before the slow library imports
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
@@ -63,6 +57,9 @@ class _TransformersDetector:
         self.model_id = ref.id
         self.device = device
         self.dtype = pick_dtype(dtype, device, generative=False)
+        self.forward_count = 0
+        self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
         try:
             self.processor = AutoProcessor.from_pretrained(folder)
             self.model = AutoModelForZeroShotObjectDetection.from_pretrained(
@@ -70,11 +67,44 @@ class _TransformersDetector:
         except Exception as error:  # noqa: BLE001
             raise load_error(ref, error) from error
 
-    def _to_device(self, inputs):
+    def detect(self, image, labels, box_threshold, text_threshold):
+        """Boxes whose score passes ``box_threshold`` and whose best label passes ``text_threshold``."""
+        h, w = image.shape[:2]
+        key = (image_hash(image), tuple(labels))
+        with self._lock:
+            raw = self._cache.get(key)
+            if raw is not None:
+                self._cache.move_to_end(key)
+        if raw is None:
+            raw = self._forward(image, list(labels))
+            self.forward_count += 1
+            with self._lock:
+                self._cache[key] = raw
+                while len(self._cache) > self.CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        per_label, box_scores, xyxy = raw
+        best = per_label.argmax(axis=1)
+        scores = per_label[np.arange(len(best)), best]
+        keep = (box_scores > box_threshold) & (scores > text_threshold)
+        return _finish(xyxy[keep], scores[keep], [labels[i] for i in best[keep]], (w, h))
+
+    def _forward(self, image: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(per-label scores (Q, L), box scores (Q,), boxes (Q, 4) in image pixels)."""
+        raise NotImplementedError
+
+    def _run(self, inputs):
         import torch
 
-        return {k: (v.to(self.device, self.dtype) if torch.is_floating_point(v) else v.to(self.device))
-                for k, v in inputs.items()}
+        moved = {k: (v.to(self.device, self.dtype) if torch.is_floating_point(v) else v.to(self.device))
+                 for k, v in inputs.items()}
+        with torch.inference_mode():
+            return self.model(**moved)
+
+
+def _corners(cxcywh: np.ndarray, scale_w: float, scale_h: float) -> np.ndarray:
+    cx, cy, bw, bh = cxcywh.T
+    return np.stack([(cx - bw / 2) * scale_w, (cy - bh / 2) * scale_h,
+                     (cx + bw / 2) * scale_w, (cy + bh / 2) * scale_h], axis=1).astype(np.float32)
 
 
 class GroundingDinoDetector(_TransformersDetector):
@@ -82,25 +112,19 @@ class GroundingDinoDetector(_TransformersDetector):
     whose tokens score highest (not the phrase of all tokens above a threshold, which glues
     labels together and loses boxes), so every label of the prompt can be answered."""
 
-    def detect(self, image, labels, box_threshold, text_threshold):
-        import torch
+    def _forward(self, image, labels):
         from PIL import Image
 
         h, w = image.shape[:2]
         text = ". ".join(label.lower() for label in labels) + "."
         inputs = self.processor(images=Image.fromarray(image), text=text, return_tensors="pt")
-        with torch.inference_mode():
-            outputs = self.model(**self._to_device(inputs))
+        outputs = self._run(inputs)
         probs = outputs.logits[0].float().sigmoid().cpu().numpy()  # (queries, text tokens)
         spans = self._label_spans(inputs["input_ids"][0].tolist(), len(labels))
         per_label = np.stack([probs[:, span].max(axis=1) if span else np.zeros(len(probs), np.float32)
-                              for span in spans], axis=1)  # (queries, labels)
-        best = per_label.argmax(axis=1)
-        scores = per_label[np.arange(len(best)), best]
-        keep = (probs.max(axis=1) > box_threshold) & (scores > text_threshold)
-        cx, cy, bw, bh = outputs.pred_boxes[0].float().cpu().numpy().T
-        xyxy = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], axis=1)
-        return _finish(xyxy[keep], scores[keep], [labels[i] for i in best[keep]], (w, h))
+                              for span in spans], axis=1)
+        boxes = _corners(outputs.pred_boxes[0].float().cpu().numpy(), w, h)
+        return per_label, probs.max(axis=1), boxes
 
     def _label_spans(self, ids: list[int], count: int) -> list[list[int]]:
         """Token positions of each '.'-separated label in the tokenised prompt."""
@@ -118,25 +142,24 @@ class GroundingDinoDetector(_TransformersDetector):
 
 
 class Owlv2Detector(_TransformersDetector):
-    def detect(self, image, labels, box_threshold, text_threshold):
-        import torch
+    """OWLv2 scores every image patch's box against each text query; there is no separate text
+    threshold (``text_threshold`` is ignored)."""
+
+    def _forward(self, image, labels):
         from PIL import Image
 
         h, w = image.shape[:2]
         queries = [f"a photo of {label}" if len(label.split()) == 1 else label for label in labels]
         inputs = self.processor(text=[queries], images=Image.fromarray(image), return_tensors="pt")
-        with torch.inference_mode():
-            outputs = self.model(**self._to_device(inputs))
-        outputs.logits = outputs.logits.float()
-        outputs.pred_boxes = outputs.pred_boxes.float()
-        # OWLv2 pads the image to a square at the bottom/right; given the real (h, w), transformers
-        # scales boxes by max(h, w), which maps them back onto the unpadded image.
-        result = self.processor.post_process_grounded_object_detection(
-            outputs=outputs, threshold=box_threshold, target_sizes=[(h, w)])[0]
-        indices = result["labels"].cpu().numpy().astype(int)
-        boxes = result["boxes"].cpu().numpy().reshape(-1, 4)
-        scores = result["scores"].cpu().numpy()
-        return _finish(boxes, scores, [labels[i] for i in indices], (w, h))
+        outputs = self._run(inputs)
+        per_label = outputs.logits[0].float().sigmoid().cpu().numpy()  # (patches, labels)
+        # OWLv2 pads the image to a square at the bottom/right: boxes are relative to that square.
+        side = max(h, w)
+        boxes = _corners(outputs.pred_boxes[0].float().cpu().numpy(), side, side)
+        return per_label, per_label.max(axis=1), boxes
+
+    def detect(self, image, labels, box_threshold, text_threshold):
+        return super().detect(image, labels, box_threshold, -1.0)
 
 
 def load_detector(ref: ModelRef, device: str, dtype: str) -> Detector:
