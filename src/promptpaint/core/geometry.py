@@ -24,11 +24,8 @@ ANCHORS = (
 
 def parse_box(text: str | tuple | list) -> tuple[float, float, float, float]:
     """Parse ``"x0,y0,x1,y1"`` (pixels) into a float tuple, checking that it has an area."""
-    if isinstance(text, str):
-        parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    else:
-        parts = list(text)
     try:
+        parts = [p for p in re.split(r"[,\s]+", text.strip()) if p] if isinstance(text, str) else list(text)
         x0, y0, x1, y1 = (float(p) for p in parts)
     except (TypeError, ValueError):
         raise InvalidOptionError(f"box must be four numbers x0,y0,x1,y1, got {text!r}") from None
@@ -39,8 +36,8 @@ def parse_box(text: str | tuple | list) -> tuple[float, float, float, float]:
 
 def parse_point(text: str | tuple | list) -> tuple[float, float, int]:
     """Parse ``"x,y"`` or ``"x,y,label"`` (label 1 = include, 0 = exclude)."""
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p] if isinstance(text, str) else list(text)
     try:
+        parts = [p for p in re.split(r"[,\s]+", text.strip()) if p] if isinstance(text, str) else list(text)
         if len(parts) == 2:
             return (float(parts[0]), float(parts[1]), 1)
         if len(parts) == 3 and int(parts[2]) in (0, 1):
@@ -248,7 +245,10 @@ def parse_size(text: str | tuple | list) -> tuple[int, int]:
         m = re.fullmatch(r"\s*(\d+)\s*[x,:X*]\s*(\d+)\s*", text)
         values = (int(m.group(1)), int(m.group(2))) if m else None
     else:
-        values = tuple(int(v) for v in text) if len(text) == 2 else None
+        try:
+            values = tuple(int(v) for v in text) if len(text) == 2 else None
+        except (TypeError, ValueError):
+            values = None
     if not values or min(values) <= 0:
         raise InvalidOptionError(f"size must look like WIDTHxHEIGHT with positive numbers, got {text!r}")
     return values  # type: ignore[return-value]
@@ -301,7 +301,7 @@ def outpaint_canvas(
         canvas = Canvas(w + left + right, h + top + bottom, left, top)
     else:
         if aspect not in (None, ""):
-            ratio = aspect if isinstance(aspect, float) else parse_aspect(str(aspect))
+            ratio = parse_aspect(str(aspect))  # a float too: 0 or a negative ratio is refused
             if w / h < ratio:
                 cw, ch = max(w, int(round(h * ratio))), h
             else:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from promptpaint.core.geometry import Window, mask_bbox
+from promptpaint.errors import InvalidOptionError
 
 
 def _check(mask: np.ndarray) -> np.ndarray:
@@ -151,7 +152,8 @@ def select(
     """Indices of the instances to keep.
 
     ``pick``: ``"all"``; ``"largest"`` (largest mask area); ``"top-K"`` (K highest scores);
-    or a comma list of indices in score order, e.g. ``"0,2"`` (0 = highest score)."""
+    or a comma list of indices in score order, e.g. ``"0,2"`` (0 = highest score); an index out of
+    range raises :class:`InvalidOptionError`."""
     n = len(masks)
     order = np.argsort(-np.asarray(scores), kind="stable")
     pick = str(pick).strip().lower()
@@ -166,7 +168,7 @@ def select(
     indices = [int(p) for p in pick.replace(" ", "").split(",") if p != ""]
     bad = [i for i in indices if not -n <= i < n]
     if bad:
-        raise IndexError(f"instance index {bad[0]} out of range: {n} found")
+        raise InvalidOptionError(f"--pick: instance index {bad[0]} out of range: {n} found")
     return np.array(sorted({int(order[i]) for i in indices}))
 
 

@@ -121,7 +121,8 @@ class Pipeline:
         Keyword arguments are the fields of :class:`SegmentOptions` (``find``, ``exclude``,
         ``box``, ``dilate``, ...). ``mask`` may be an array, a PIL image or a path."""
         loaded = _load(image)
-        opts = _options(SegmentOptions, options, kwargs)
+        opts = _options(SegmentOptions, options, kwargs, mask)
+        self.preflight(opts, labels=bool(opts.find or opts.exclude) and mask is None and not opts.mask)
         return self._segment(loaded.rgb, opts, mask)
 
     def _segment(self, rgb: np.ndarray, opts: SelectOptions, mask: Any = None, find: list[str] | None = None,
@@ -163,7 +164,6 @@ class Pipeline:
         """Detect (all labels in one pass), then segment every box in one decoder call."""
         h, w = rgb.shape[:2]
         labels = list(dict.fromkeys(find + opts.exclude))
-        self.preflight(opts, labels=bool(labels))
         segmenter = self.segmenter(opts.segmenter)
         info["segmenter"] = segmenter.model_id
         if labels and hasattr(segmenter, "detect_and_segment"):
@@ -264,7 +264,6 @@ class Pipeline:
             prompt = "empty background, seamless continuation of the surroundings"
         return self._generate(loaded, rgb, weights, model, edit, prompt, seed, progress, seg, kind)
 
-
     def _outpaint(self, loaded: LoadedImage, edit: OutpaintEdit, seed: int, progress: Progress | None) -> EditResult:
         if edit.has_target:
             raise InvalidOptionError("outpaint extends the canvas; it takes no --find, --box, --point or --mask")
@@ -317,17 +316,15 @@ class Pipeline:
 
     # ------------------------------------------------------------ recipes
     def describe(self, edit: _EditBase, *, seed: int, model=None) -> dict:
-        """The edit as a replayable recipe entry: every option, the seed, the model ids."""
-        entry = edit.model_dump(mode="json", exclude_defaults=True)
-        entry["op"] = edit.op
-        entry["seed"] = seed
-        if edit.op != "outpaint" and not entry.get("mask"):
-            entry.setdefault("detector", self.models.detector)
-            entry.setdefault("segmenter", self.models.segmenter)
+        """The edit as a replayable recipe entry: the options given, the seed, the model ids, and
+        the steps and guidance actually used."""
+        entry = edit.model_dump(mode="json", exclude_defaults=True) | {"op": edit.op, "seed": seed}
+        roles = ["remover" if edit.op == "remove" else "inpainter"]
+        if edit.op != "outpaint" and not edit.mask:
+            roles += ["detector", "segmenter"]
+        for role in roles:
+            entry.setdefault(role, registry.resolve(getattr(self.models, role)).id)
         if model is not None:
-            entry.setdefault("remover" if edit.op == "remove" else "inpainter",
-                             edit.remover if edit.op == "remove" and edit.remover else
-                             (edit.inpainter or (self.models.remover if edit.op == "remove" else self.models.inpainter)))
             entry["steps"] = edit.steps or model.default_steps
             entry["guidance"] = model.default_guidance if edit.guidance is None else edit.guidance
         return entry

@@ -87,21 +87,18 @@ def stitch(
     todo = edit.copy()
     for window in plan_windows(edit, settings):
         for tile in tile_window(window, max_side, overlap):
-            region = np.zeros_like(edit)
-            region[tile.slices] = True
-            fresh = todo & region
+            area = tile.slices
+            fresh = todo[area]  # the part of this tile no earlier tile filled
             if not fresh.any():
                 continue
             # Re-paint a band of already filled pixels so neighbouring tiles join without a seam.
-            ramp = M.feather(fresh, overlap) * region if fresh.sum() < (edit & region).sum() else region.astype(np.float32)
-            job_weights = weights * ramp
-            job_mask = (job_weights > 0)[tile.slices]
+            ramp = M.feather(fresh, overlap) if fresh.sum() < edit[area].sum() else 1.0
+            job_weights = weights[area] * ramp
             size = job_size(tile, settings)
-            crops = [resize_image(c[tile.slices], size) for c in canvases]
-            results = generate(crops, M.resize_mask(job_mask, size))
+            crops = [resize_image(c[area], size) for c in canvases]
+            results = generate(crops, M.resize_mask(job_weights > 0, size))
             for canvas, result in zip(canvases, results):
-                back = resize_image(result, tile.size)
-                canvas[tile.slices] = M.blend(canvas[tile.slices], back, job_weights[tile.slices])
+                canvas[area] = M.blend(canvas[area], resize_image(result, tile.size), job_weights)
             jobs.append(WindowJob(tile, size))
-            todo &= ~fresh
+            todo[area] &= ~fresh
     return canvases, jobs
