@@ -38,6 +38,8 @@ class _Strict(BaseModel):
 class ModelOptions(_Strict):
     """Which models to load and where. Environment variables ``PROMPTPAINT_<FIELD>`` set defaults."""
 
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+
     detector: str = Field(default_factory=_env("detector", DEFAULT_MODELS["detector"]),
                           description="detector alias, hub id or local folder (gdino-tiny, gdino-base, owlv2)")
     segmenter: str = Field(default_factory=_env("segmenter", DEFAULT_MODELS["segmenter"]),
@@ -110,7 +112,8 @@ class SelectOptions(_Strict):
     @classmethod
     def _pick(cls, v: str) -> str:
         v = v.strip().lower()
-        ok = v in ("all", "largest") or v.startswith("top") and v.removeprefix("top").lstrip("-").isdigit()
+        k = v.removeprefix("top").lstrip("-")
+        ok = v in ("all", "largest") or v.startswith("top") and k.isdigit() and int(k) >= 1
         ok = ok or all(p.strip().lstrip("-").isdigit() for p in v.split(",") if p.strip()) and v.strip(", ") != ""
         if not ok:
             raise ValueError("pick must be all, largest, top-K or indices like 0,2")
@@ -194,6 +197,8 @@ class OutpaintEdit(_EditBase):
 
     @model_validator(mode="after")
     def _check(self) -> OutpaintEdit:
+        if self.has_target or self.exclude:
+            raise ValueError("outpaint extends the canvas; it takes no --find, --exclude, --box, --point or --mask")
         given = [v for v in (self.aspect, self.expand, self.size) if v not in (None, "")]
         if len(given) != 1:
             raise ValueError("outpaint needs exactly one of --aspect, --expand or --size")

@@ -250,6 +250,10 @@ def run(image: Path, recipe: str | None, from_image: Path | None, output, save_m
 
 # Commands defined in their own modules (their heavy imports stay inside the command bodies).
 # Each module imports only click and promptpaint's light modules at import time.
+from promptpaint.cli.batch import batch  # noqa: E402
+main.add_command(batch)
+from promptpaint.cli.serve import serve  # noqa: E402
+main.add_command(serve)
 
 
 def entry() -> None:

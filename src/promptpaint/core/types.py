@@ -67,9 +67,10 @@ class Detections:
 
     @classmethod
     def concat(cls, parts: list[Detections]) -> Detections:
+        size = next((p.image_size for p in parts if p.image_size is not None), None)
         parts = [p for p in parts if len(p)]
         if not parts:
-            return cls.empty()
+            return cls.empty(size)
         with_masks = all(p.masks is not None for p in parts)
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]),

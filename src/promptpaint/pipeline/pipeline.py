@@ -48,9 +48,9 @@ class Pipeline:
     """
 
     def __init__(self, models: ModelOptions | None = None, **overrides: Any):
-        base = (models or ModelOptions()).model_dump()
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        self.models = parse_options(ModelOptions, base)
+        values = models.model_dump() if models is not None else {}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        self.models = parse_options(ModelOptions, values)  # env defaults are checked here too
         self._device: str | None = None
 
     # ------------------------------------------------------------ components (lazy, cached)
@@ -265,8 +265,6 @@ class Pipeline:
         return self._generate(loaded, rgb, weights, model, edit, prompt, seed, progress, seg, kind)
 
     def _outpaint(self, loaded: LoadedImage, edit: OutpaintEdit, seed: int, progress: Progress | None) -> EditResult:
-        if edit.has_target:
-            raise InvalidOptionError("outpaint extends the canvas; it takes no --find, --box, --point or --mask")
         import cv2
 
         h, w = loaded.rgb.shape[:2]
