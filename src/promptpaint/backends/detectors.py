@@ -6,15 +6,12 @@ original image's pixel coordinates, clamped to the image, with duplicates per la
 
 from __future__ import annotations
 
-import re
-import threading
-from collections import OrderedDict
 from typing import Protocol
 
 import numpy as np
 
-from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
-from promptpaint.backends.runtime import pick_dtype
+from promptpaint.backends.base import LRU, TransformersBackend
+from promptpaint.backends.registry import ModelRef, cached
 from promptpaint.core.geometry import clamp_boxes, nms
 from promptpaint.core.images import image_hash
 from promptpaint.core.types import Detections
@@ -43,45 +40,27 @@ def _finish(xyxy, scores, labels: list[str], size: tuple[int, int]) -> Detection
     return Detections(out.xyxy, out.scores, out.labels, image_size=size) if len(out) else Detections.empty(size)
 
 
-class _TransformersDetector:
+class _TransformersDetector(TransformersBackend):
     """Runs the model once per (image, labels) and keeps the raw scores in a small cache, so
     moving a threshold slider re-filters without another forward pass."""
 
-    CACHE_SIZE = 8
-
     def __init__(self, ref: ModelRef, device: str, dtype: str):
-        folder = local_folder(ref)  # fails fast, before the slow library imports
-        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+        super().__init__(ref, device, dtype)
+        self._raw = LRU(8)
 
-        self.ref = ref
-        self.model_id = ref.id
-        self.device = device
-        self.dtype = pick_dtype(dtype, device, generative=False)
-        self.forward_count = 0
-        self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
-        try:
-            self.processor = AutoProcessor.from_pretrained(folder)
-            self.model = AutoModelForZeroShotObjectDetection.from_pretrained(
-                folder, dtype=self.dtype, use_safetensors=True).to(device).eval()
-        except Exception as error:  # noqa: BLE001
-            raise load_error(ref, error) from error
+    def _model_class(self):
+        from transformers import AutoModelForZeroShotObjectDetection
+
+        return AutoModelForZeroShotObjectDetection
+
+    @property
+    def forward_count(self) -> int:
+        return self._raw.computed
 
     def detect(self, image, labels, box_threshold, text_threshold):
         """Boxes whose score passes ``box_threshold`` and whose best label passes ``text_threshold``."""
         h, w = image.shape[:2]
-        key = (image_hash(image), tuple(labels))
-        with self._lock:
-            raw = self._cache.get(key)
-            if raw is not None:
-                self._cache.move_to_end(key)
-        if raw is None:
-            raw = self._forward(image, list(labels))
-            self.forward_count += 1
-            with self._lock:
-                self._cache[key] = raw
-                while len(self._cache) > self.CACHE_SIZE:
-                    self._cache.popitem(last=False)
+        raw = self._raw.get_or_compute((image_hash(image), tuple(labels)), lambda: self._forward(image, list(labels)))
         per_label, box_scores, xyxy = raw
         best = per_label.argmax(axis=1)
         scores = per_label[np.arange(len(best)), best]
@@ -95,10 +74,8 @@ class _TransformersDetector:
     def _run(self, inputs):
         import torch
 
-        moved = {k: (v.to(self.device, self.dtype) if torch.is_floating_point(v) else v.to(self.device))
-                 for k, v in inputs.items()}
         with torch.inference_mode():
-            return self.model(**moved)
+            return self.model(**self._to_device(inputs))
 
 
 def _corners(cxcywh: np.ndarray, scale_w: float, scale_h: float) -> np.ndarray:

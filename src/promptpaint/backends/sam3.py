@@ -6,13 +6,11 @@ against that single encoding (the vision features are expanded as views, not cop
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
-from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
-from promptpaint.backends.runtime import pick_dtype
+from promptpaint.backends.base import LRU, TransformersBackend
+from promptpaint.backends.registry import ModelRef, cached
 from promptpaint.core.geometry import clamp_boxes
 from promptpaint.core.images import image_hash
 from promptpaint.core.types import Detections
@@ -22,41 +20,30 @@ CACHE_SIZE = 4
 MASK_THRESHOLD = 0.5
 
 
-class Sam3TextSegmenter:
+class Sam3TextSegmenter(TransformersBackend):
     def __init__(self, ref: ModelRef, device: str, dtype: str):
-        folder = local_folder(ref)  # fails fast, before the slow library imports
-        from transformers import AutoProcessor, Sam3Model
+        super().__init__(ref, device, dtype)
+        self._vision_cache = LRU(CACHE_SIZE)
 
-        self.model_id = ref.id
-        self.device = device
-        self.dtype = pick_dtype(dtype, device, generative=False)
-        self.encode_count = 0
-        self._cache: OrderedDict[str, object] = OrderedDict()
-        self._lock = threading.Lock()
-        try:
-            self.processor = AutoProcessor.from_pretrained(folder)
-            self.model = Sam3Model.from_pretrained(folder, dtype=self.dtype, use_safetensors=True).to(device).eval()
-        except Exception as error:  # noqa: BLE001
-            raise load_error(ref, error) from error
+    def _model_class(self):
+        from transformers import Sam3Model
+
+        return Sam3Model
+
+    @property
+    def encode_count(self) -> int:
+        return self._vision_cache.computed
 
     def _vision(self, image: np.ndarray):
+        return self._vision_cache.get_or_compute(image_hash(image), lambda: self._encode(image))
+
+    def _encode(self, image: np.ndarray):
         import torch
         from PIL import Image
 
-        key = image_hash(image)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
         inputs = self.processor(images=Image.fromarray(image), return_tensors="pt")
         with torch.inference_mode():
-            vision = self.model.get_vision_features(pixel_values=inputs["pixel_values"].to(self.device, self.dtype))
-        self.encode_count += 1
-        with self._lock:
-            self._cache[key] = vision
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return vision
+            return self.model.get_vision_features(pixel_values=inputs["pixel_values"].to(self.device, self.dtype))
 
     def detect_and_segment(self, image: np.ndarray, labels: list[str], threshold: float) -> Detections:
         """Every instance of every label, with full-resolution masks."""

@@ -8,15 +8,13 @@ the original resolution.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
-from promptpaint.backends.runtime import pick_dtype
+from promptpaint.backends.base import LRU, TransformersBackend
+from promptpaint.backends.registry import ModelRef, cached
 from promptpaint.core.images import image_hash
 
 EMBEDDING_CACHE_SIZE = 4
@@ -37,59 +35,38 @@ class _Encoded:
     embeddings: Any  # a tensor (SAM) or a list of multi-level tensors (SAM 2)
     original_size: tuple[int, int]  # (H, W)
     resized_size: tuple[int, int]  # (H, W) of the image the model saw, before padding
-    extra: dict
 
 
-class _SamFamily:
+class _SamFamily(TransformersBackend):
     """Shared code for SAM and SAM 2 (they differ in post-processing only)."""
 
     def __init__(self, ref: ModelRef, device: str, dtype: str):
-        folder = local_folder(ref)  # fails fast, before the slow library imports
-        from transformers import AutoProcessor
+        super().__init__(ref, device, dtype)
+        self._encoded = LRU(EMBEDDING_CACHE_SIZE)
 
-        self.ref = ref
-        self.model_id = ref.id
-        self.device = device
-        self.dtype = pick_dtype(dtype, device, generative=False)
-        self.encode_count = 0  # how many images were run through the image encoder
-        self._cache: OrderedDict[str, _Encoded] = OrderedDict()
-        self._lock = threading.Lock()
-        try:
-            self.processor = AutoProcessor.from_pretrained(folder)
-            self.model = self._model_class().from_pretrained(
-                folder, dtype=self.dtype, use_safetensors=True).to(device).eval()
-        except Exception as error:  # noqa: BLE001
-            raise load_error(ref, error) from error
-
-    def _model_class(self):
-        raise NotImplementedError
+    @property
+    def encode_count(self) -> int:
+        """How many images went through the image encoder."""
+        return self._encoded.computed
 
     # -- encoding, once per image
     def encode(self, image: np.ndarray) -> _Encoded:
+        return self._encoded.get_or_compute(image_hash(image), lambda: self._encode(image))
+
+    def _encode(self, image: np.ndarray) -> _Encoded:
         import torch
         from PIL import Image
 
-        key = image_hash(image)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
         inputs = self.processor(images=Image.fromarray(image), return_tensors="pt")
         pixel_values = inputs["pixel_values"].to(self.device, self.dtype)
         with torch.inference_mode():
             embeddings = self.model.get_image_embeddings(pixel_values)
-        self.encode_count += 1
         h, w = image.shape[:2]
         if "reshaped_input_sizes" in inputs:  # SAM keeps the aspect and pads
             resized = tuple(int(v) for v in inputs["reshaped_input_sizes"][0])
         else:  # SAM 2 resizes to a square
             resized = tuple(int(v) for v in pixel_values.shape[-2:])
-        encoded = _Encoded(embeddings, (h, w), resized, {})
-        with self._lock:
-            self._cache[key] = encoded
-            while len(self._cache) > EMBEDDING_CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return encoded
+        return _Encoded(embeddings, (h, w), resized)
 
     # -- prompting, many times per image
     def segment(self, image, boxes=None, points=None):
