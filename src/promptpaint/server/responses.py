@@ -1,0 +1,87 @@
+"""Results as HTTP payloads: PNG bytes (the recipe in the PNG's text chunk, as the CLI writes
+it) or JSON with base64 PNGs and the recipe. CPU work here runs outside the model queue."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from promptpaint.core.images import LoadedImage, encode_image
+from promptpaint.core.serialize import detections_to_json, segmentation_to_json
+from promptpaint.core.types import Detections, EditResult, Segmentation
+from promptpaint.pipeline.recipe import recipe_metadata
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """A bool mask as an 8-bit grayscale PNG, 255 = selected (as ``save_mask`` writes it)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), "L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------ edits
+def variant_recipes(entry: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """One replayable recipe per variant: variant i was made with seed + i (as the CLI records)."""
+    recipes = []
+    for i in range(count):
+        one = copy.deepcopy(entry)
+        one["seed"] = int(entry.get("seed", 0)) + i
+        one.pop("variants", None)
+        recipes.append({"edits": [one]})
+    return recipes
+
+
+def edit_png(result: EditResult, variant: int = 0) -> bytes:
+    """One variant as PNG with its own replayable recipe (an uploaded mask is named by its upload name)."""
+    recipe = variant_recipes(result.recipe, len(result.variants))[variant]
+    return encode_image(result.variants[variant], result.alpha, metadata=recipe_metadata(recipe))
+
+
+def edit_json(result: EditResult, image_id: str) -> dict[str, Any]:
+    entry = result.recipe
+    recipes = variant_recipes(entry, len(result.variants))
+    variants = [{"image_png": b64(encode_image(rgb, result.alpha, metadata=recipe_metadata(recipe))),
+                 "seed": recipe["edits"][0]["seed"], "recipe": recipe}
+                for rgb, recipe in zip(result.variants, recipes)]
+    height, width = result.image.shape[:2]
+    return {"image_id": image_id, "width": width, "height": height, "op": entry.get("op"),
+            "mask_png": b64(mask_png(result.mask)), "mask_area": int(result.mask.sum()),
+            "recipe": {"edits": [entry]}, "variants": variants, "info": _plain(result.info)}
+
+
+# ------------------------------------------------------------------------------ selection
+def segment_json(seg: Segmentation, image: LoadedImage, image_id: str, overlay: bool) -> dict[str, Any]:
+    data = segmentation_to_json(seg)
+    data.update({"image_id": image_id, "width": image.size[0], "height": image.size[1],
+                 "mask_png": b64(mask_png(seg.mask))})
+    if overlay:
+        from promptpaint.core.annotate import overlay as draw_overlay
+
+        drawn = draw_overlay(image.rgb, seg.detections, seg.mask, seg.excluded)
+        data["overlay_png"] = b64(encode_image(drawn))
+    return data
+
+
+def detect_json(dets: Detections, image: LoadedImage, image_id: str, detector: str) -> dict[str, Any]:
+    return {"image_id": image_id, "image_size": list(image.size), "detector": detector,
+            "detections": detections_to_json(dets, with_masks=False)}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of an info dict (numpy scalars and tuples included)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

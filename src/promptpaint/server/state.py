@@ -1,0 +1,83 @@
+"""What one server process holds: the Pipeline (models loaded once), the job queue, the image
+store, and the policy on which models a request may name."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from promptpaint import __version__
+from promptpaint.backends import registry
+from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, REMOVER_FAMILIES,
+                                           SEGMENTER_FAMILIES)
+from promptpaint.pipeline.pipeline import Pipeline
+from promptpaint.server.errors import ModelNotAllowedError
+from promptpaint.server.images import ImageStore
+from promptpaint.server.jobs import JobQueue
+from promptpaint.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+#: option field -> model families that may fill that role
+ROLES: dict[str, tuple[str, ...]] = {
+    "detector": DETECTOR_FAMILIES,
+    "segmenter": SEGMENTER_FAMILIES,
+    "inpainter": INPAINTER_FAMILIES,
+    "remover": REMOVER_FAMILIES,
+}
+
+
+class ServerState:
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.pipeline = Pipeline(settings.models)
+        self.allowed = allowed_models(settings)
+        self.images = ImageStore(settings.image_cache_size)
+        self.jobs = JobQueue(settings.queue_size, settings.keep_jobs)
+        self.warm = False
+
+    @property
+    def loaded(self) -> dict[str, str]:
+        return {role: getattr(self.pipeline.models, role) for role in ROLES}
+
+    def warm_up(self) -> None:
+        """Load the default models now, so the first request does not pay for it."""
+        pipe = self.pipeline
+        for role in ROLES:
+            log.info("loading %s %s", role, getattr(pipe.models, role))
+            getattr(pipe, role)()
+        self.warm = True
+
+    def check_models(self, options: dict[str, Any]) -> None:
+        """Requests may name only the loaded models and those given with --allow-model."""
+        for role, allowed in self.allowed.items():
+            name = options.get(role)
+            if name is not None and name not in allowed:
+                choices = ", ".join(allowed) or "none"
+                raise ModelNotAllowedError(f"{role} {name!r} is not allowed on this server (allowed: {choices}); "
+                                           "start it with --allow-model to add one")
+
+    def models_json(self) -> dict[str, Any]:
+        return {"loaded": self.loaded, "allowed": self.allowed, "warm": self.warm,
+                "device": self.pipeline.device if self.warm else self.pipeline.models.device,
+                "dtype": self.pipeline.models.dtype}
+
+    def health_json(self) -> dict[str, Any]:
+        status = "ok" if self.jobs.alive else "worker stopped"
+        return {"status": status, "version": __version__, "warm": self.warm, "queue": self.jobs.stats()}
+
+    def close(self) -> None:
+        self.jobs.close()
+
+
+def allowed_models(settings: ServerSettings) -> dict[str, list[str]]:
+    """role -> names a request may use: the loaded default first, then every --allow-model of a
+    fitting family. Names are resolved (never loaded) here, so a typo fails at start."""
+    allowed: dict[str, list[str]] = {role: [getattr(settings.models, role)] for role in ROLES}
+    for name in settings.allow_models:
+        family = registry.resolve(name, role="allowed model").family
+        roles = [role for role, families in ROLES.items() if family in families]
+        for role in roles:
+            if name not in allowed[role]:
+                allowed[role].append(name)
+    return allowed
