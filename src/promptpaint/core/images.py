@@ -496,20 +496,26 @@ def save_image(
     return atomic_write_bytes(path, data)
 
 
-def save_mask(
-    path: PathLike, mask: np.ndarray, *, overwrite: bool = True, protect: Iterable[PathLike | None] = ()
-) -> Path:
-    """Write a bool mask as an 8-bit grayscale PNG with 0/255 (lossless, so it reloads exactly)."""
-    path = Path(path)
-    if format_for_path(path) != "PNG":
-        raise InvalidOptionError(f"masks are written as PNG; use a .png path, not {path}")
+def encode_mask(mask: np.ndarray) -> bytes:
+    """A bool mask as an 8-bit grayscale PNG with 0/255 (lossless, so it reloads exactly)."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise InvalidOptionError(f"masks must be (H, W), got shape {mask.shape}")
-    _check_writable(path, overwrite=overwrite, protect=protect)
     buf = io.BytesIO()
     Image.fromarray(np.where(mask.astype(bool), 255, 0).astype(np.uint8), "L").save(buf, "PNG")
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_mask(
+    path: PathLike, mask: np.ndarray, *, overwrite: bool = True, protect: Iterable[PathLike | None] = ()
+) -> Path:
+    """Write a bool mask with :func:`encode_mask`, atomically."""
+    path = Path(path)
+    if format_for_path(path) != "PNG":
+        raise InvalidOptionError(f"masks are written as PNG; use a .png path, not {path}")
+    data = encode_mask(mask)
+    _check_writable(path, overwrite=overwrite, protect=protect)
+    return atomic_write_bytes(path, data)
 
 
 def _check_writable(path: Path, *, overwrite: bool, protect: Iterable[PathLike | None]) -> None:

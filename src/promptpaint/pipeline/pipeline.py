@@ -19,7 +19,7 @@ from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES
                                            SEGMENTER_FAMILIES)
 from promptpaint.core import masks as M
 from promptpaint.core.geometry import Window, mask_bbox, outpaint_canvas
-from promptpaint.core.images import LoadedImage, load_image, load_mask
+from promptpaint.core.images import LoadedImage, load_image, load_mask, max_pixels_limit
 from promptpaint.core.types import Detections, EditResult, Segmentation
 from promptpaint.errors import InvalidOptionError, NothingFoundError, UnsupportedOperationError
 from promptpaint.options import (EDIT_TYPES, ModelOptions, OutpaintEdit, RemoveEdit, ReplaceEdit, SegmentOptions,
@@ -269,7 +269,7 @@ class Pipeline:
 
         h, w = loaded.rgb.shape[:2]
         canvas = outpaint_canvas((w, h), aspect=edit.aspect, expand=edit.expand, size=edit.size,
-                                 anchor=edit.anchor)
+                                 anchor=edit.anchor, max_pixels=max_pixels_limit())
         top, left = canvas.offset_y, canvas.offset_x
         bottom, right = canvas.height - h - top, canvas.width - w - left
         # Mirror the photo into the new area as a starting point: the model sees plausible context.
@@ -303,9 +303,12 @@ class Pipeline:
                                   upscale=model.upscale, padding=edit.padding)
 
         def generate(crops, crop_mask):
-            return model.inpaint(crops, crop_mask, prompt=prompt, negative_prompt=edit.negative_prompt,
-                                 seeds=seeds, steps=edit.steps, guidance=edit.guidance, strength=edit.strength,
-                                 progress=progress)
+            # One variant per call: batching changes float rounding, and each variant must replay
+            # exactly from its own seed.
+            return [model.inpaint([crop], crop_mask, prompt=prompt, negative_prompt=edit.negative_prompt,
+                                  seeds=[s], steps=edit.steps, guidance=edit.guidance, strength=edit.strength,
+                                  progress=progress)[0]
+                    for crop, s in zip(crops, seeds)]
 
         variants, jobs = stitch([rgb] * len(seeds), weights, generate, settings)
         return EditResult(image=variants[0], mask=weights > 0, variants=tuple(variants),

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import base64
 import copy
-import io
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from promptpaint.core.images import LoadedImage, encode_image
+from promptpaint.core.images import LoadedImage, encode_image, encode_mask
 from promptpaint.core.serialize import detections_to_json, segmentation_to_json
 from promptpaint.core.types import Detections, EditResult, Segmentation
 from promptpaint.pipeline.recipe import recipe_metadata
@@ -21,11 +19,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def mask_png(mask: np.ndarray) -> bytes:
-    """A bool mask as an 8-bit grayscale PNG, 255 = selected (as ``save_mask`` writes it)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), "L").save(buf, "PNG")
-    return buf.getvalue()
+mask_png = encode_mask  # 255 = selected, as save_mask writes it
 
 
 # ------------------------------------------------------------------------------ edits
