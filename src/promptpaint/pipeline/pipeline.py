@@ -178,22 +178,21 @@ class Pipeline:
         missing = [label for label in find if label not in found.labels]
         if missing:
             raise NothingFoundError(missing)
-        user = []
-        if opts.box:
-            user.append(Detections(np.array(opts.box, np.float32), np.ones(len(opts.box)), ["box"] * len(opts.box)))
-        boxes = Detections.concat([found] + user) if user else found
-        if boxes.masks is None or len(boxes) != len(found) or found.masks is None:
-            # One decoder call for every box (included and excluded alike).
-            need = boxes if found.masks is None else Detections.concat(user)
-            masks, _ = segmenter.segment(rgb, boxes=need.xyxy) if len(need) else (np.zeros((0, h, w), bool), None)
-            if found.masks is not None:
-                masks = np.concatenate([found.masks, masks])
-            boxes = boxes.with_masks(masks) if len(boxes) else Detections.empty((w, h))
-        if opts.point:
-            pm, ps = segmenter.segment(rgb, points=np.array(opts.point, np.float32))
-            box = mask_bbox(pm[0]) or Window(0, 0, 0, 0)
-            point_det = Detections([[box.x0, box.y0, box.x1, box.y1]], ps[:1], ["point"], pm[:1], (w, h))
-            boxes = Detections.concat([boxes, point_det]) if len(boxes) else point_det
+        user = Detections(np.array(opts.box, np.float32).reshape(-1, 4), np.ones(len(opts.box)),
+                          ["box"] * len(opts.box), image_size=(w, h))
+        # Every box still without a mask (detected or given) goes through ONE decoder call.
+        have_masks = found if found.masks is not None else Detections.empty((w, h))
+        need_masks = user if found.masks is not None else Detections.concat([found, user])
+        if len(need_masks):
+            need_masks = need_masks.with_masks(segmenter.segment(rgb, boxes=need_masks.xyxy)[0])
+        parts = [have_masks, need_masks]
+        if opts.point:  # all points together describe one object
+            masks, scores = segmenter.segment(rgb, points=np.array(opts.point, np.float32))
+            box = mask_bbox(masks[0]) or Window(0, 0, 0, 0)
+            parts.append(Detections([[box.x0, box.y0, box.x1, box.y1]], scores[:1], ["point"], masks[:1], (w, h)))
+        boxes = Detections.concat(parts)
+        if not len(boxes):
+            boxes = Detections(np.zeros((0, 4)), np.zeros(0), [], np.zeros((0, h, w), bool), (w, h))
         is_excluded = np.array([label in opts.exclude and label not in find for label in boxes.labels], bool)
         return boxes[~is_excluded], boxes[is_excluded]
 
