@@ -231,6 +231,8 @@ class Pipeline:
         if isinstance(edit, dict):
             edit = parse_edit(edit, mask_given=mask is not None)
         loaded = _load(image)
+        if isinstance(edit, OutpaintEdit):  # an impossible size is reported before any model is looked up
+            self._canvas(loaded, edit)
         self.preflight(edit, labels=bool(getattr(edit, "keep", None) or edit.find or edit.exclude)
                        and mask is None)
         started = time.perf_counter()
@@ -267,8 +269,7 @@ class Pipeline:
         import cv2
 
         h, w = loaded.rgb.shape[:2]
-        canvas = outpaint_canvas((w, h), aspect=edit.aspect, expand=edit.expand, size=edit.size,
-                                 anchor=edit.anchor, max_pixels=max_pixels_limit())
+        canvas = self._canvas(loaded, edit)
         top, left = canvas.offset_y, canvas.offset_x
         bottom, right = canvas.height - h - top, canvas.width - w - left
         # Mirror the photo into the new area as a starting point: the model sees plausible context.
@@ -289,6 +290,12 @@ class Pipeline:
         model = self.inpainter(edit.inpainter)
         extra = {"canvas": [canvas.width, canvas.height], "offset": [left, top]}
         return self._generate(placed, rgb, weights, model, edit, edit.prompt, seed, progress, None, "outpaint", extra)
+
+    @staticmethod
+    def _canvas(loaded: LoadedImage, edit: OutpaintEdit):
+        h, w = loaded.rgb.shape[:2]
+        return outpaint_canvas((w, h), aspect=edit.aspect, expand=edit.expand, size=edit.size,
+                               anchor=edit.anchor, max_pixels=max_pixels_limit())
 
     def _generate(self, loaded, rgb, weights, model, edit: _EditBase, prompt: str, seed: int,
                   progress: Progress | None, seg: Segmentation | None, kind: str,
