@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# The tiny models are all overhead: one thread per process is several times faster than torch's
+# default on this 2-core machine, more so when CLI subprocesses run beside the test process.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DIR = Path(os.environ.get("PROMPTPAINT_TINY_MODELS", ROOT / ".cache" / "tiny-models"))

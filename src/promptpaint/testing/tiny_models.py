@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: Bump when a builder changes, so that folders written by an older kit are rebuilt.
-KIT_VERSION = 4
+KIT_VERSION = 5
 #: Written last into every finished folder; a folder without it (or with an older version) is rebuilt.
 MARKER_FILE = "tiny-model.json"
 SEED = 0
@@ -68,8 +68,8 @@ TINY_WORDS = (
 )  # fmt: skip
 
 # Sizes of the tiny models' inputs (pixels).
-GROUNDING_DINO_SHORTEST_EDGE = 64
-GROUNDING_DINO_LONGEST_EDGE = 128
+GROUNDING_DINO_SHORTEST_EDGE = 128  # >= 128: a square image keeps a 2x2 deepest level (GroupNorm needs > 1 value)
+GROUNDING_DINO_LONGEST_EDGE = 192
 OWLV2_IMAGE_SIZE = 64
 SAM_IMAGE_SIZE = 128
 SAM2_IMAGE_SIZE = 128

@@ -1,0 +1,141 @@
+"""The local engine: one process, one Pipeline (models loaded once), three stages overlapped.
+
+    reader thread  --(queue of PREFETCH)-->  main thread: model  --(queue of PREFETCH)-->  writer thread
+    decode + recipe                          Pipeline.run                                   encode, write, record
+
+Torch, Pillow's decoders and zlib release the GIL, so decoding the next image and encoding the
+last one run while the model works on the current one. The writer is the only thread that
+records rows, right after the item's files are written.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from promptpaint.batch.items import BatchItem
+from promptpaint.batch.worker import ItemWorker, Job, WorkerConfig
+
+#: items decoded ahead of the model, and edited images waiting for the writer
+PREFETCH = 2
+_END = object()
+_POLL_S = 0.1
+
+
+def run_local(items: list[BatchItem], config: WorkerConfig, record: Callable[[dict[str, Any]], bool]) -> None:
+    """Process ``items`` in order; ``record(row)`` returns False to stop (--fail-fast).
+
+    Stopping starts nothing new, but what was already edited is still written and recorded."""
+    worker = ItemWorker(config)
+    stop = threading.Event()
+    to_edit: queue.Queue = queue.Queue(PREFETCH)
+    to_write: queue.Queue = queue.Queue(PREFETCH)
+    reader = _Reader(worker, items, to_edit, stop)
+    writer = _Writer(worker, to_write, record, stop)
+    reader.start()
+    writer.start()
+    try:
+        while (job := _get(to_edit, stop)) is not _END:
+            _put(to_write, worker.edit(job), writer)
+    except BaseException:
+        stop.set()  # e.g. Ctrl-C: the writer still finishes what is queued
+        raise
+    finally:
+        _drain(to_edit)
+        _put(to_write, _END, writer)
+        writer.join()
+        reader.join()
+    reader.raise_failure()
+    writer.raise_failure()
+
+
+class _Stage(threading.Thread):
+    """A daemon thread that keeps an unexpected error (a bug, a full disk) to re-raise in the caller."""
+
+    def __init__(self, name: str, stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self.stop = stop
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.failure = error
+            self.stop.set()
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+class _Reader(_Stage):
+    """Decodes ahead of the model; ends the queue with _END whatever happens."""
+
+    def __init__(self, worker: ItemWorker, items: list[BatchItem], target: queue.Queue, stop: threading.Event):
+        super().__init__("batch-reader", stop)
+        self.worker, self.items, self.target = worker, items, target
+
+    def work(self) -> None:
+        try:
+            for item in self.items:
+                if self.stop.is_set():
+                    break
+                job = self.worker.read(item)
+                while not self.stop.is_set():
+                    try:
+                        self.target.put(job, timeout=_POLL_S)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            # The main thread drains the queue once stopping, so this cannot block for long.
+            self.target.put(_END)
+
+
+class _Writer(_Stage):
+    """Writes each edited job's files, then records its row."""
+
+    def __init__(self, worker: ItemWorker, source: queue.Queue, record: Callable[[dict], bool],
+                 stop: threading.Event):
+        super().__init__("batch-writer", stop)
+        self.worker, self.source, self.record = worker, source, record
+
+    def work(self) -> None:
+        while (job := self.source.get()) is not _END:
+            if not self.record(self.worker.write(job)):
+                self.stop.set()
+
+
+def _get(source: queue.Queue, stop: threading.Event) -> Job | object:
+    """The next job for the model, or _END once the reader is done or the run is stopping."""
+    while not stop.is_set():
+        try:
+            return source.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def _drain(source: queue.Queue) -> None:
+    """Unblock a reader waiting on a full queue (its jobs are dropped: nothing was done for them)."""
+    while True:
+        try:
+            source.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _put(target: queue.Queue, job: Any, writer: threading.Thread) -> None:
+    """Put unless the writer is gone (it died on an error: nobody would take the job)."""
+    while writer.is_alive():
+        try:
+            target.put(job, timeout=_POLL_S)
+            return
+        except queue.Full:
+            continue
