@@ -169,7 +169,7 @@ def test_grounding_dino(folders, image):
     inputs = processor(images=image, text="cat. dog.", return_tensors="pt")
     tokens = processor.tokenizer.convert_ids_to_tokens(inputs.input_ids[0])
     assert tokens == ["[CLS]", "cat", ".", "dog", ".", "[SEP]"]
-    assert max(inputs.pixel_values.shape[-2:]) <= 128
+    assert max(inputs.pixel_values.shape[-2:]) <= 192
     with torch.no_grad():
         outputs = model(**inputs)
     num_queries = model.config.num_queries
