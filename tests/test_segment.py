@@ -219,3 +219,17 @@ def test_threshold_changes_reuse_the_detector_forward(tiny, cat_rgb):
     strict = pipe.detect(image, "cat. tree", box_threshold=float(np.median(loose.scores)), text_threshold=0)
     assert detector.forward_count - before == 1
     assert 0 < len(strict) < len(loose)
+
+
+def test_segment_refuses_to_overwrite_an_earlier_run(tiny, cat_png, tmp_path):
+    out = tmp_path / "seg"
+    args = ["segment", cat_png, "--box", "10,10,200,200", "--box", "50,50,100,100", "--segmenter", tiny["sam"],
+            "-o", out]
+    assert _cli(*args).exit_code == 0
+    before = (out / "mask.png").read_bytes()
+    result = CliRunner().invoke(main, [str(a) for a in args[:-4]] + ["--segmenter", str(tiny["sam"]), "-o", str(out)])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert (out / "mask.png").read_bytes() == before
+    result = _cli("segment", cat_png, "--box", "10,10,200,200", "--segmenter", tiny["sam"], "-o", out, "--overwrite")
+    assert result.exit_code == 0
+    assert sorted(p.name for p in out.glob("instance_*.png")) == ["instance_00_box.png"]

@@ -108,16 +108,22 @@ def detect(image: Path, **values: Any) -> None:
 @options_from(ModelOptions, skip=("inpainter", "remover", "offload", "compile"))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="folder for mask.png, instance PNGs, overlay.png and detections.json")
-def segment(image: Path, out_dir: Path, **values: Any) -> None:
+@click.option("--overwrite", is_flag=True, help="replace the files of an earlier run in the folder")
+def segment(image: Path, out_dir: Path, overwrite: bool, **values: Any) -> None:
     """Write the mask of what --find names (minus --exclude) and how it was found."""
     from promptpaint.core.annotate import overlay
     from promptpaint.core.images import atomic_write_text, load_image, save_image, save_mask
     from promptpaint.core.serialize import safe_name, segmentation_to_json
 
+    earlier = [p for p in (out_dir / "mask.png", out_dir / "detections.json") if p.exists()]
+    if earlier and not overwrite:
+        raise OutputExistsError(f"{out_dir} already holds a segmentation; pass --overwrite to replace it")
     loaded = load_image(image)
     pipe = _pipeline(values)
     seg = pipe.segment(loaded, **given(values, SegmentOptions))
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("instance_*.png"):  # a new run may find fewer instances
+        old.unlink()
     protect = [image]
     save_mask(out_dir / "mask.png", seg.mask, protect=protect)
     files = []
