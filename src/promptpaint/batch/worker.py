@@ -96,13 +96,13 @@ class ItemWorker:
 
     def _save(self, job: Job) -> list[str]:
         from promptpaint.core.images import save_image
-        from promptpaint.pipeline.recipe import recipe_metadata
+        from promptpaint.pipeline.recipe import recipe_metadata, variant_recipe
 
         result = job.result
         names = variant_names(job.item.output, len(result.variants))
         for i, (name, rgb) in enumerate(zip(names, result.variants)):
             save_image(contained_path(self.config.out_dir, name), rgb, result.alpha,
-                       metadata=recipe_metadata(_variant_recipe(result.recipe, i)),
+                       metadata=recipe_metadata(variant_recipe(result.recipe, i)),
                        overwrite=self.config.overwrite, protect=[job.item.source],
                        icc_profile=job.image.icc_profile)
         return names
@@ -124,14 +124,6 @@ def variant_names(output: str, count: int) -> list[str]:
         return [output]
     path = PurePosixPath(output)
     return [str(path.with_name(f"{path.stem}_{i}{path.suffix}")) for i in range(count)]
-
-
-def _variant_recipe(recipe: dict[str, Any], index: int) -> dict[str, Any]:
-    """The recipe that replays variant ``index`` alone: its seed is the last edit's seed + index."""
-    meta = json.loads(json.dumps({"edits": recipe["edits"]}))
-    meta["edits"][-1]["seed"] = meta["edits"][-1].get("seed", 0) + index
-    meta["edits"][-1].pop("variants", None)
-    return meta
 
 
 def manifest_row(job: Job, outputs: list[str]) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def _write_result(result, image: Path, output: Path | None, save_mask_path: Path
                   overwrite: bool, op: str) -> None:
     """Write every variant and the mask atomically; never the input, never half a result."""
     from promptpaint.core.images import format_for_path, save_image, save_mask
-    from promptpaint.pipeline.recipe import recipe_metadata
+    from promptpaint.pipeline.recipe import recipe_metadata, variant_recipe
 
     output = output or _default_output(image, op)
     format_for_path(output)  # an unknown suffix fails before any file is written
@@ -169,12 +169,9 @@ def _write_result(result, image: Path, output: Path | None, save_mask_path: Path
             raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
         if path.resolve() == image.resolve():
             raise OutputExistsError(f"{path} is the input image; choose another --output")
-    recipe = {"edits": result.recipe["edits"]} if "edits" in result.recipe else {"edits": [result.recipe]}
-    for path, variant, seed_shift in zip(paths, result.variants, range(len(paths))):
-        meta = json.loads(json.dumps(recipe))
-        meta["edits"][-1]["seed"] = meta["edits"][-1].get("seed", 0) + seed_shift
-        meta["edits"][-1].pop("variants", None)
-        save_image(path, variant, result.alpha, metadata=recipe_metadata(meta), overwrite=True, protect=[image])
+    for i, (path, variant) in enumerate(zip(paths, result.variants)):
+        save_image(path, variant, result.alpha, metadata=recipe_metadata(variant_recipe(result.recipe, i)),
+                   overwrite=True, protect=[image])
     if save_mask_path:
         save_mask(save_mask_path, result.mask, overwrite=True, protect=[image])
     for path in paths:

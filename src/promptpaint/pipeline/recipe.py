@@ -93,6 +93,19 @@ def load_recipe(source: Any, overrides: dict[str, Any] | None = None) -> Recipe:
     return Recipe(parsed, pipeline)
 
 
+def variant_recipe(recipe: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """The recipe that replays variant ``index`` of a result alone: ``{"edits": [...]}`` whose
+    last edit has seed + index and no ``variants`` (variant i is generated from seed + i).
+    ``recipe`` is a result's recipe: one edit entry, or ``{"edits": [...]}`` from ``run``."""
+    import copy
+
+    meta = copy.deepcopy({"edits": recipe["edits"]} if "edits" in recipe else {"edits": [recipe]})
+    last = meta["edits"][-1]
+    last["seed"] = int(last.get("seed", 0)) + index
+    last.pop("variants", None)
+    return meta
+
+
 def recipe_metadata(recipe: dict[str, Any]) -> dict[str, str]:
     """PNG text chunks for an output: the recipe plus the versions that made it."""
     from promptpaint import __version__

@@ -4,7 +4,6 @@ it) or JSON with base64 PNGs and the recipe. CPU work here runs outside the mode
 from __future__ import annotations
 
 import base64
-import copy
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from promptpaint.core.images import LoadedImage, encode_image, encode_mask
 from promptpaint.core.serialize import detections_to_json, segmentation_to_json
 from promptpaint.core.types import Detections, EditResult, Segmentation
-from promptpaint.pipeline.recipe import recipe_metadata
+from promptpaint.pipeline.recipe import recipe_metadata, variant_recipe
 
 
 def b64(data: bytes) -> str:
@@ -24,14 +23,8 @@ mask_png = encode_mask  # 255 = selected, as save_mask writes it
 
 # ------------------------------------------------------------------------------ edits
 def variant_recipes(entry: dict[str, Any], count: int) -> list[dict[str, Any]]:
-    """One replayable recipe per variant: variant i was made with seed + i (as the CLI records)."""
-    recipes = []
-    for i in range(count):
-        one = copy.deepcopy(entry)
-        one["seed"] = int(entry.get("seed", 0)) + i
-        one.pop("variants", None)
-        recipes.append({"edits": [one]})
-    return recipes
+    """One replayable recipe per variant (as the CLI and the batch runner record them)."""
+    return [variant_recipe(entry, i) for i in range(count)]
 
 
 def edit_png(result: EditResult, variant: int = 0) -> bytes:
