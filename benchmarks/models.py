@@ -1,0 +1,206 @@
+"""The models both sides of the benchmark load: the tiny kit, or full-size architectures with random weights.
+
+Full-size models have the architectures (and so the compute) of the checkpoints users run, built
+locally from configs with random weights (nothing is downloaded; speed does not depend on the
+weights' values) and written once with ``save_pretrained`` so that both sides load them through
+``from_pretrained`` as a user would:
+
+- ``grounding-dino``: IDEA-Research/grounding-dino-tiny (Swin-T backbone, d_model 256, 900 queries,
+  6 encoder + 6 decoder layers, BERT-base text encoder with a 30522 vocabulary);
+- ``sam``: facebook/sam-vit-base (ViT-B/16 image encoder at 1024 px);
+- ``sd-inpaint``: stable-diffusion-v1-5/stable-diffusion-inpainting (9-channel UNet (320, 640, 1280,
+  1280), CLIP ViT-L/14 text encoder, VAE (128, 256, 512, 512), its DDIM scheduler and its CLIP
+  ViT-L/14 safety checker, which ``StableDiffusionInpaintPipeline.from_pretrained`` runs by default);
+- ``sdxl-inpaint`` (only with ``--sdxl``, 2.6B-parameter UNet): diffusers/stable-diffusion-xl-1.0-inpainting-0.1.
+
+Tokenizers come from the tiny kit (small vocabularies, built offline); every id they produce is
+below the full vocabulary size, and SD's text encoder always sees 77 tokens, so the compute is the
+real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+#: Bump when a builder changes, so that folders written by an older version are rebuilt.
+BENCH_MODELS_VERSION = 1
+MARKER_FILE = "bench-model.json"
+SEED = 0
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = ROOT / ".cache"
+
+
+def tiny_folders(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
+    """The tiny kit's folders (built once into ``cache/tiny-models``, shared with the test suite)."""
+    from promptpaint.testing.tiny_models import build_all
+
+    folder = Path(os.environ.get("PROMPTPAINT_TINY_MODELS", cache / "tiny-models"))
+    return {k: Path(v) for k, v in build_all(folder, only=["grounding-dino", "sam", "sd-inpaint", "sdxl-inpaint",
+                                                          "lama"]).items()}
+
+
+def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """The full-size random models, built into ``cache/bench-models`` on first use (several minutes, ~6 GB;
+    SDXL adds ~14 GB)."""
+    tiny = tiny_folders(cache)
+    root = cache / "bench-models"
+    builders = {
+        "grounding-dino": lambda f: build_grounding_dino(f, tiny["grounding-dino"]),
+        "sam": build_sam,
+        "sd-inpaint": lambda f: build_sd_inpaint(f, tiny["sd-inpaint"]),
+    }
+    if sdxl:
+        builders["sdxl-inpaint"] = lambda f: build_sdxl_inpaint(f, tiny["sdxl-inpaint"])
+    folders = {}
+    for name, build in builders.items():
+        target = root / name
+        if not _is_complete(target):
+            log(f"building full-size random {name} into {target} (once) ...")
+            _build_into(target, build)
+        folders[name] = target
+    return folders
+
+
+def _is_complete(folder: Path) -> bool:
+    try:
+        return json.loads((folder / MARKER_FILE).read_text()).get("version") == BENCH_MODELS_VERSION
+    except (OSError, ValueError):
+        return False
+
+
+def _build_into(target: Path, build: Callable[[Path], None]) -> None:
+    """Build into a temporary sibling and rename it into place: an interrupted build leaves nothing
+    that looks complete."""
+    import torch
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(SEED)
+            build(tmp)
+        (tmp / MARKER_FILE).write_text(json.dumps({"name": target.name, "version": BENCH_MODELS_VERSION}) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- detector and segmenter
+
+def build_grounding_dino(folder: Path, tiny_folder: Path) -> None:
+    """grounding-dino-tiny: transformers' GroundingDinoConfig defaults are that checkpoint's architecture."""
+    from transformers import (
+        AutoProcessor,
+        BertConfig,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    tokenizer = AutoProcessor.from_pretrained(tiny_folder).tokenizer
+    config = GroundingDinoConfig(text_config=BertConfig(vocab_size=30522, max_position_embeddings=512))
+    model = GroundingDinoForObjectDetection(config).eval()
+    model.save_pretrained(folder)
+    # The checkpoint's processor: shortest edge 800, longest 1333.
+    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(), tokenizer=tokenizer).save_pretrained(folder)
+
+
+def build_sam(folder: Path) -> None:
+    """sam-vit-base: transformers' SamConfig defaults are ViT-B/16 at 1024 px."""
+    from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
+
+    SamModel(SamConfig()).eval().save_pretrained(folder)
+    SamProcessor(image_processor=SamImageProcessor()).save_pretrained(folder)
+
+
+# ---------------------------------------------------------------- diffusion inpainters
+
+def _clip_text_config(tokenizer, **sizes):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **sizes)
+
+
+#: CLIP ViT-L/14 text tower (SD 1.5's text encoder, SDXL's first one).
+CLIP_L_TEXT = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+               "projection_dim": 768}
+
+
+def _sd_vae(scaling_factor: float, **extra):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=512,
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        scaling_factor=scaling_factor, **extra)
+
+
+def _safety_checker():
+    """The CLIP ViT-L/14 image classifier SD 1.5 repositories ship and diffusers runs after every call."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    vision = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
+              "patch_size": 14, "image_size": 224}
+    config = CLIPConfig(text_config=dict(CLIP_L_TEXT), vision_config=vision, projection_dim=768)
+    processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    return StableDiffusionSafetyChecker(config).eval(), processor
+
+
+def build_sd_inpaint(folder: Path, tiny_folder: Path) -> None:
+    """stable-diffusion-inpainting: the UNet, VAE, text encoder, scheduler and safety checker it ships."""
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_folder / "tokenizer")
+    unet = UNet2DConditionModel(sample_size=64, in_channels=9, out_channels=4, layers_per_block=2,
+                                block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
+                                attention_head_dim=8)
+    safety_checker, feature_extractor = _safety_checker()
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              num_train_timesteps=1000, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionInpaintPipeline(
+        vae=_sd_vae(0.18215), text_encoder=CLIPTextModel(_clip_text_config(tokenizer, **CLIP_L_TEXT)),
+        tokenizer=tokenizer, unet=unet, scheduler=scheduler, safety_checker=safety_checker,
+        feature_extractor=feature_extractor, requires_safety_checker=True)
+    pipe.save_pretrained(folder)
+
+
+def build_sdxl_inpaint(folder: Path, tiny_folder: Path) -> None:
+    """stable-diffusion-xl-1.0-inpainting-0.1: 2.6B-parameter UNet, CLIP ViT-L and OpenCLIP ViT-bigG text encoders."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_folder / "tokenizer")
+    tokenizer_2 = CLIPTokenizer.from_pretrained(tiny_folder / "tokenizer_2")
+    big_g = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 20,
+             "projection_dim": 1280, "hidden_act": "gelu"}
+    unet = UNet2DConditionModel(
+        sample_size=128, in_channels=9, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20), use_linear_projection=True,
+        cross_attention_dim=2048, addition_embed_type="text_time", addition_time_embed_dim=256,
+        projection_class_embeddings_input_dim=2816)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       num_train_timesteps=1000, steps_offset=1, timestep_spacing="leading",
+                                       interpolation_type="linear", prediction_type="epsilon")
+    pipe = StableDiffusionXLInpaintPipeline(
+        vae=_sd_vae(0.13025, force_upcast=True),
+        text_encoder=CLIPTextModel(_clip_text_config(tokenizer, **CLIP_L_TEXT)),
+        text_encoder_2=CLIPTextModelWithProjection(_clip_text_config(tokenizer_2, **big_g)),
+        tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
+        requires_aesthetics_score=False, force_zeros_for_empty_prompt=True)
+    pipe.save_pretrained(folder)
