@@ -45,9 +45,10 @@ def tiny_folders(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
                                                           "lama"]).items()}
 
 
-def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """The full-size random models, built into ``cache/bench-models`` on first use (several minutes, ~6 GB;
-    SDXL adds ~14 GB)."""
+def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
+                 log: Callable[[str], None] = print) -> dict[str, Path]:
+    """The full-size random models, built into ``cache/bench-models`` on first use (under a minute
+    and ~6 GB on the project's machine; SDXL adds ~14 GB)."""
     tiny = tiny_folders(cache)
     root = cache / "bench-models"
     builders = {

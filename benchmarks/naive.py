@@ -24,16 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.job import (
-    JOB,
-    REMOVE_PROMPT,
-    WARMUP_PHOTO,
-    SideConfig,
-    changed_outside,
-    choose_boxes,
-    clip_to_box,
-    photo,
-)
+from benchmarks.job import (JOB, REMOVE_PROMPT, WARMUP_PHOTO, SideConfig, changed_outside, choose_boxes,
+                            clip_to_box, photo)
 from benchmarks.measure import StepClock, Stopwatch, cuda_peak_mb, load_average, peak_rss_mb
 
 
@@ -91,7 +83,8 @@ class NaivePipeline:
         kwargs = {} if self.config.steps is None else {"num_inference_steps": self.config.steps}
         if self.clock is not None:  # the benchmark's step timer; the call is otherwise the demos' own
             kwargs["callback_on_step_end"] = self._tick
-        out = self.sd(prompt=prompt, image=image.resize(square), mask_image=Image.fromarray(mask.astype(np.uint8) * 255).resize(square),
+        mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
+        out = self.sd(prompt=prompt, image=image.resize(square), mask_image=mask_image.resize(square),
                       generator=torch.Generator("cpu").manual_seed(seed), **kwargs).images[0]
         return out.resize(image.size)
 
@@ -147,7 +140,7 @@ def run(config: SideConfig) -> dict:
         "load_average": loads + [load_average()],
         "steps": config.steps or 50,
         "default_steps": 50,
-        "step_s": naive.clock and naive.clock.step_s(),
+        "step_s": naive.clock.step_s() if naive.clock else None,
         "scheduler": type(naive.sd.scheduler).__name__,
         "safety_checker_s": watch.get("safety_checker"),
         **changed_outside(np.asarray(original), np.asarray(image), area),

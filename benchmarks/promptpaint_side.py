@@ -55,7 +55,7 @@ def edit_photo(pipe, rgb: np.ndarray, config: SideConfig,
     masks = [clip_to_box(mask, box) for mask, box in zip(segmentation.detections.masks, boxes)]
     current, area, first_edit_s = rgb, np.zeros((h, w), bool), 0.0
     for edit, mask in zip(JOB, masks):
-        common = {"mask": mask, "seed": edit.seed, "steps": config.steps, "progress": clock and clock.tick}
+        common = {"mask": mask, "seed": edit.seed, "steps": config.steps, "progress": clock.tick if clock else None}
         if edit.op == "replace":
             result = pipe.replace(current, prompt=edit.prompt, **common)
         elif edit.op == "background":
@@ -116,7 +116,7 @@ def run(config: SideConfig) -> dict:
         "load_average": loads + [load_average()],
         "steps": config.steps or pipe.inpainter().default_steps,
         "default_steps": pipe.inpainter().default_steps,
-        "step_s": clock and clock.step_s(),
+        "step_s": clock.step_s() if clock else None,
         "scheduler": type(pipe.inpainter().pipe.scheduler).__name__,
         **changed_outside(rgb, image, area),
         "boxes": boxes,

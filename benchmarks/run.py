@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "use on a GPU; implied by --compile)")
     parser.add_argument("--compile", action="store_true",
                         help="promptpaint: torch.compile the UNet (its cost shows in promptpaint's warmup_s)")
-    parser.add_argument("--offload", action="store_true", help="promptpaint: offload diffusion models to the CPU (CUDA)")
+    parser.add_argument("--offload", action="store_true",
+                        help="promptpaint: offload diffusion models to the CPU between calls (CUDA)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where models are built (default .cache/)")
     parser.add_argument("--outputs", type=Path, default=None, help="keep the edited images in this folder")
     parser.add_argument("--json", type=Path, required=True, help="write the figures here")
@@ -256,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.ablate:
             config.batch, config.compile, config.offload = batch, args.compile, args.offload
             ablations = run_side("ablations", config, workdir)
+    command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
     report = {
         "config": {"models": args.models, "device": args.device, "size": f"{args.size[0]}x{args.size[1]}",
                    "steps": args.steps, "batch": args.batch, "sdxl": args.sdxl, "compile": args.compile,
-                   "warmup": config.warmup,
-                   "offload": args.offload, "command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)},
+                   "warmup": config.warmup, "offload": args.offload, "command": command},
         "naive": naive,
         "promptpaint": ours,
         "ratio": compare(naive, ours),
