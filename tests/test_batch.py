@@ -319,6 +319,27 @@ def test_stable_seeds_make_a_redone_item_identical(tmp_path, photos, tiny):
     assert digest(out / "img00.png") == first
 
 
+def test_batched_and_one_at_a_time_runs_give_the_same_images(tmp_path, photos, tiny, monkeypatch):
+    from promptpaint.pipeline.pipeline import Pipeline
+
+    sizes: list[int] = []
+    run_many = Pipeline.run_many
+    monkeypatch.setattr(Pipeline, "run_many", lambda self, jobs: sizes.append(len(jobs)) or run_many(self, jobs))
+    recipe = write_recipe(tmp_path, DIFFUSION_RECIPE)
+    for size in (1, 4):
+        result = batch_cli(photos / "shoot-a", "--recipe", recipe, "-o", tmp_path / f"b{size}", "--batch-size", size,
+                           *tiny_args(tiny))
+        assert result.exit_code == 0, result.stderr
+    assert max(sizes) > 1 and sum(sizes) <= 7  # batches formed with --batch-size 4 only (1 edits alone)
+    one, four = (latest_rows(read_rows(tmp_path / f"b{n}" / "manifest.jsonl")) for n in (1, 4))
+    assert one.keys() == four.keys() and len(one) == 7
+    for name, row in one.items():
+        assert (row["status"], row["seeds"], row["output"]) == (four[name]["status"], four[name]["seeds"],
+                                                               four[name]["output"])
+        a, b = (np.asarray(Image.open(tmp_path / f"b{n}" / row["output"]), np.int16) for n in (1, 4))
+        assert a.shape == b.shape and np.abs(a - b).max() <= 2  # float rounding of batched products at most
+
+
 def test_bad_items_are_recorded_and_the_rest_succeed(tmp_path, photos, tiny):
     jobs = tmp_path / "jobs"
     jobs.mkdir()

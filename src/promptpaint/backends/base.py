@@ -21,17 +21,31 @@ class LRU:
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __contains__(self, key: Any) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def put(self, key: Any, value: Any) -> None:
+        """Store a value computed elsewhere (e.g. one of a batch); counts as a computation."""
+        with self._lock:
+            self.computed += 1
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def reserve(self, count: int) -> None:
+        """Hold at least ``count`` items, so that a batch's results all stay until they are used."""
+        with self._lock:
+            self.size = max(self.size, count)
+
     def get_or_compute(self, key: Any, compute: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
         value = compute()  # outside the lock: model work can take long
-        with self._lock:
-            self.computed += 1
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+        self.put(key, value)
         return value
 
 

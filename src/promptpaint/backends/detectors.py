@@ -60,15 +60,30 @@ class _TransformersDetector(TransformersBackend):
     def detect(self, image, labels, box_threshold, text_threshold):
         """Boxes whose score passes ``box_threshold`` and whose best label passes ``text_threshold``."""
         h, w = image.shape[:2]
-        raw = self._raw.get_or_compute((image_hash(image), tuple(labels)), lambda: self._forward(image, list(labels)))
+        raw = self._raw.get_or_compute((image_hash(image), tuple(labels)),
+                                       lambda: self._forward([image], list(labels))[0])
         per_label, box_scores, xyxy = raw
         best = per_label.argmax(axis=1)
         scores = per_label[np.arange(len(best)), best]
         keep = (box_scores > box_threshold) & (scores > text_threshold)
         return _finish(xyxy[keep], scores[keep], [labels[i] for i in best[keep]], (w, h))
 
-    def _forward(self, image: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(per-label scores (Q, L), box scores (Q,), boxes (Q, 4) in image pixels)."""
+    def detect_many(self, images: list[np.ndarray], labels: list[str]) -> None:
+        """Run the images not yet cached through the model in batched forward passes, one per image
+        size (images of one size need no padding, so each one's scores are those it gets alone,
+        up to float rounding); :meth:`detect` then finds them in the cache."""
+        todo = {(image_hash(im), tuple(labels)): im for im in images}
+        todo = {key: im for key, im in todo.items() if key not in self._raw}
+        self._raw.reserve(len(images))
+        by_size: dict[tuple, dict] = {}
+        for key, image in todo.items():
+            by_size.setdefault(image.shape, {})[key] = image
+        for group in by_size.values():
+            for key, raw in zip(group, self._forward(list(group.values()), list(labels))):
+                self._raw.put(key, raw)
+
+    def _forward(self, images: list[np.ndarray], labels: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per image: (per-label scores (Q, L), box scores (Q,), boxes (Q, 4) in image pixels)."""
         raise NotImplementedError
 
     def _run(self, inputs):
@@ -89,19 +104,23 @@ class GroundingDinoDetector(_TransformersDetector):
     whose tokens score highest (not the phrase of all tokens above a threshold, which glues
     labels together and loses boxes), so every label of the prompt can be answered."""
 
-    def _forward(self, image, labels):
+    def _forward(self, images, labels):
         from PIL import Image
 
-        h, w = image.shape[:2]
         text = ". ".join(label.lower() for label in labels) + "."
-        inputs = self.processor(images=Image.fromarray(image), text=text, return_tensors="pt")
+        inputs = self.processor(images=[Image.fromarray(im) for im in images], text=[text] * len(images),
+                                return_tensors="pt")
         outputs = self._run(inputs)
-        probs = outputs.logits[0].float().sigmoid().cpu().numpy()  # (queries, text tokens)
         spans = self._label_spans(inputs["input_ids"][0].tolist(), len(labels))
-        per_label = np.stack([probs[:, span].max(axis=1) if span else np.zeros(len(probs), np.float32)
-                              for span in spans], axis=1)
-        boxes = _corners(outputs.pred_boxes[0].float().cpu().numpy(), w, h)
-        return per_label, probs.max(axis=1), boxes
+        raws = []
+        for i, image in enumerate(images):
+            h, w = image.shape[:2]
+            probs = outputs.logits[i].float().sigmoid().cpu().numpy()  # (queries, text tokens)
+            per_label = np.stack([probs[:, span].max(axis=1) if span else np.zeros(len(probs), np.float32)
+                                  for span in spans], axis=1)
+            boxes = _corners(outputs.pred_boxes[i].float().cpu().numpy(), w, h)
+            raws.append((per_label, probs.max(axis=1), boxes))
+        return raws
 
     def _label_spans(self, ids: list[int], count: int) -> list[list[int]]:
         """Token positions of each '.'-separated label in the tokenised prompt."""
@@ -122,18 +141,21 @@ class Owlv2Detector(_TransformersDetector):
     """OWLv2 scores every image patch's box against each text query; there is no separate text
     threshold (``text_threshold`` is ignored)."""
 
-    def _forward(self, image, labels):
+    def _forward(self, images, labels):
         from PIL import Image
 
-        h, w = image.shape[:2]
         queries = [f"a photo of {label}" if len(label.split()) == 1 else label for label in labels]
-        inputs = self.processor(text=[queries], images=Image.fromarray(image), return_tensors="pt")
+        inputs = self.processor(text=[queries] * len(images), images=[Image.fromarray(im) for im in images],
+                                return_tensors="pt")
         outputs = self._run(inputs)
-        per_label = outputs.logits[0].float().sigmoid().cpu().numpy()  # (patches, labels)
-        # OWLv2 pads the image to a square at the bottom/right: boxes are relative to that square.
-        side = max(h, w)
-        boxes = _corners(outputs.pred_boxes[0].float().cpu().numpy(), side, side)
-        return per_label, per_label.max(axis=1), boxes
+        raws = []
+        for i, image in enumerate(images):
+            per_label = outputs.logits[i].float().sigmoid().cpu().numpy()  # (patches, labels)
+            # OWLv2 pads the image to a square at the bottom/right: boxes are relative to that square.
+            side = max(image.shape[:2])
+            boxes = _corners(outputs.pred_boxes[i].float().cpu().numpy(), side, side)
+            raws.append((per_label, per_label.max(axis=1), boxes))
+        return raws
 
     def detect(self, image, labels, box_threshold, text_threshold):
         return super().detect(image, labels, box_threshold, -1.0)

@@ -35,6 +35,8 @@ class Inpainter(Protocol):
     default_steps: int
     default_guidance: float
 
+    batches: bool  # whether one call takes a mask and a prompt per image (see DiffusersInpainter)
+
     def inpaint(self, images: list[np.ndarray], mask: np.ndarray, *, prompt: str, negative_prompt: str,
                 seeds: list[int], steps: int | None, guidance: float | None, strength: float,
                 progress: Progress | None = None) -> list[np.ndarray]:
@@ -47,6 +49,7 @@ class DiffusersInpainter:
 
     needs_prompt = True
     upscale = True
+    batches = True  # mask, prompt and negative_prompt may also be lists, one per image
 
     #: family -> (default steps, default guidance). DPM++ 2M (Karras) reaches SD's 50-step PNDM
     #: quality in about 25 steps; FLUX.1 Fill's card recommends 28 to 50 steps at guidance 30.
@@ -108,14 +111,17 @@ class DiffusersInpainter:
         import torch
         from PIL import Image
 
-        h, w = mask.shape
+        masks = mask if isinstance(mask, list) else [mask] * len(images)
+        prompts = prompt if isinstance(prompt, list) else [prompt] * len(images)
+        negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt] * len(images)
+        h, w = masks[0].shape
         if w % self.multiple or h % self.multiple:
             raise ValueError(f"inpaint size {w}x{h} is not a multiple of {self.multiple}")
         steps = steps or self.default_steps
         kwargs = dict(
-            prompt=[prompt] * len(images),
+            prompt=prompts,
             image=[Image.fromarray(im) for im in images],
-            mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+            mask_image=[Image.fromarray(m.astype(np.uint8) * 255) for m in masks],
             height=h, width=w,
             num_inference_steps=steps,
             guidance_scale=self.default_guidance if guidance is None else guidance,
@@ -124,10 +130,10 @@ class DiffusersInpainter:
             output_type="np",
         )
         if self.family == "flux-fill":
-            if negative_prompt:
+            if any(negatives):
                 raise UnsupportedOperationError("FLUX.1 Fill takes no negative prompt; drop --negative-prompt")
         else:
-            kwargs["negative_prompt"] = [negative_prompt] * len(images)
+            kwargs["negative_prompt"] = negatives
         if progress is not None:
             total = max(1, min(steps, int(steps * strength)))
 

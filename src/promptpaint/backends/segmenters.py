@@ -51,22 +51,37 @@ class _SamFamily(TransformersBackend):
 
     # -- encoding, once per image
     def encode(self, image: np.ndarray) -> _Encoded:
-        return self._encoded.get_or_compute(image_hash(image), lambda: self._encode(image))
+        return self._encoded.get_or_compute(image_hash(image), lambda: self._encode([image])[0])
 
-    def _encode(self, image: np.ndarray) -> _Encoded:
+    def encode_many(self, images: list[np.ndarray]) -> None:
+        """Encode the images not yet cached in one batched forward pass (a batch runner calls this
+        before segmenting them one by one; the encodings wait in the cache)."""
+        todo = {image_hash(im): im for im in images}
+        todo = {key: im for key, im in todo.items() if key not in self._encoded}
+        self._encoded.reserve(len(images))
+        if todo:
+            for key, encoded in zip(todo, self._encode(list(todo.values()))):
+                self._encoded.put(key, encoded)
+
+    def _encode(self, images: list[np.ndarray]) -> list[_Encoded]:
         import torch
         from PIL import Image
 
-        inputs = self.processor(images=Image.fromarray(image), return_tensors="pt")
+        inputs = self.processor(images=[Image.fromarray(im) for im in images], return_tensors="pt")
         pixel_values = inputs["pixel_values"].to(self.device, self.dtype)
         with torch.inference_mode():
             embeddings = self.model.get_image_embeddings(pixel_values)
-        h, w = image.shape[:2]
-        if "reshaped_input_sizes" in inputs:  # SAM keeps the aspect and pads
-            resized = tuple(int(v) for v in inputs["reshaped_input_sizes"][0])
-        else:  # SAM 2 resizes to a square
-            resized = tuple(int(v) for v in pixel_values.shape[-2:])
-        return _Encoded(embeddings, (h, w), resized)
+        encoded = []
+        for i, image in enumerate(images):
+            h, w = image.shape[:2]
+            if "reshaped_input_sizes" in inputs:  # SAM keeps the aspect and pads
+                resized = tuple(int(v) for v in inputs["reshaped_input_sizes"][i])
+            else:  # SAM 2 resizes to a square
+                resized = tuple(int(v) for v in pixel_values.shape[-2:])
+            # SAM gives one tensor, SAM 2 a list of multi-level ones: keep image i of each.
+            mine = embeddings[i:i + 1] if torch.is_tensor(embeddings) else [e[i:i + 1] for e in embeddings]
+            encoded.append(_Encoded(mine, (h, w), resized))
+        return encoded
 
     # -- prompting, many times per image
     def segment(self, image, boxes=None, points=None):

@@ -120,8 +120,6 @@ def _check_settings(settings: BatchSettings) -> None:
             raise InvalidOptionError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if settings.engine == "local" and (settings.workers or 1) > 1:
         raise InvalidOptionError("the local engine runs one model worker; use --engine ray --workers N for more")
-    if settings.engine == "local" and settings.batch_size:
-        raise InvalidOptionError("--batch-size applies to --engine ray (the local engine edits one image at a time)")
     if settings.engine == "local" and settings.ray_address:
         raise InvalidOptionError("--ray-address needs --engine ray")
 
@@ -145,7 +143,7 @@ def _run_engine(todo: list[BatchItem], config: WorkerConfig, record, settings: B
     else:
         from promptpaint.batch.local import run_local
 
-        run_local(todo, config, record)
+        run_local(todo, config, record, batch_size=settings.batch_size)
 
 
 class _Progress:

@@ -1,11 +1,13 @@
 """The local engine: one process, one Pipeline (models loaded once), three stages overlapped.
 
-    reader thread  --(queue of PREFETCH)-->  main thread: model  --(queue of PREFETCH)-->  writer thread
-    decode + recipe                          Pipeline.run                                   encode, write, record
+    reader thread  --(queue)-->  main thread: model                 --(queue)-->  writer thread
+    decode + recipe              Pipeline.run_many on up to                      encode, write, record
+                                 batch_size decoded images
 
 Torch, Pillow's decoders and zlib release the GIL, so decoding the next image and encoding the
-last one run while the model works on the current one. The writer is the only thread that
-records rows, right after the item's files are written.
+last one run while the model works on the current ones. The model takes what the reader has
+ready, up to ``batch_size`` images, and never waits for a batch to fill. The writer is the only
+thread that records rows, right after the item's files are written.
 """
 
 from __future__ import annotations
@@ -16,29 +18,32 @@ from collections.abc import Callable
 from typing import Any
 
 from promptpaint.batch.items import BatchItem
-from promptpaint.batch.worker import ItemWorker, Job, WorkerConfig
+from promptpaint.batch.worker import DEFAULT_BATCH_SIZE, ItemWorker, Job, WorkerConfig
 
-#: items decoded ahead of the model, and edited images waiting for the writer
+#: items decoded ahead of the model (beyond one batch), and edited images waiting for the writer
 PREFETCH = 2
 _END = object()
 _POLL_S = 0.1
 
 
-def run_local(items: list[BatchItem], config: WorkerConfig, record: Callable[[dict[str, Any]], bool]) -> None:
+def run_local(items: list[BatchItem], config: WorkerConfig, record: Callable[[dict[str, Any]], bool],
+              batch_size: int | None = None) -> None:
     """Process ``items`` in order; ``record(row)`` returns False to stop (--fail-fast).
 
     Stopping starts nothing new, but what was already edited is still written and recorded."""
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
     worker = ItemWorker(config)
     stop = threading.Event()
-    to_edit: queue.Queue = queue.Queue(PREFETCH)
-    to_write: queue.Queue = queue.Queue(PREFETCH)
+    to_edit: queue.Queue = queue.Queue(batch_size + PREFETCH)
+    to_write: queue.Queue = queue.Queue(batch_size + PREFETCH)
     reader = _Reader(worker, items, to_edit, stop)
     writer = _Writer(worker, to_write, record, stop)
     reader.start()
     writer.start()
     try:
-        while (job := _get(to_edit, stop)) is not _END:
-            _put(to_write, worker.edit(job), writer)
+        while jobs := _take(to_edit, stop, batch_size):
+            for job in worker.edit_many(jobs):
+                _put(to_write, job, writer)
     except BaseException:
         stop.set()  # e.g. Ctrl-C: the writer still finishes what is queued
         raise
@@ -120,6 +125,25 @@ def _get(source: queue.Queue, stop: threading.Event) -> Job | object:
         except queue.Empty:
             continue
     return _END
+
+
+def _take(source: queue.Queue, stop: threading.Event, batch_size: int) -> list[Job]:
+    """The next jobs for the model: wait for one, then add what is ready, up to ``batch_size``.
+    Empty once the reader is done (its _END is put back for the next call) or the run stops."""
+    first = _get(source, stop)
+    if first is _END:
+        return []
+    jobs = [first]
+    while len(jobs) < batch_size:
+        try:
+            job = source.get_nowait()
+        except queue.Empty:
+            break
+        if job is _END:
+            source.put(_END)  # the queue has room: we just took from it
+            break
+        jobs.append(job)
+    return jobs
 
 
 def _drain(source: queue.Queue) -> None:

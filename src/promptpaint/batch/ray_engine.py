@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promptpaint.batch.items import BatchItem
-from promptpaint.batch.worker import ItemWorker, WorkerConfig
+from promptpaint.batch.worker import DEFAULT_BATCH_SIZE, ItemWorker, WorkerConfig
 from promptpaint.errors import InvalidOptionError, ModelLoadError, PromptPaintError
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,11 @@ log = logging.getLogger(__name__)
 #: environment settings forwarded to the actors (on a cluster they do not inherit the driver's)
 _FORWARDED_PREFIXES = ("PROMPTPAINT_",)
 _FORWARDED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY")
-DEFAULT_BATCH_SIZE = 4
 _FATAL = "fatal_model_error"
 
 
 class RayItemWorker:
-    """The actor: builds the Pipeline once in ``__init__`` and processes a batch of items per call."""
+    """The actor: builds the Pipeline once in ``__init__`` and edits each batch of items together."""
 
     def __init__(self, config_json: str):
         self.worker = ItemWorker(WorkerConfig.from_json(config_json))
@@ -44,13 +43,11 @@ class RayItemWorker:
 
         import numpy as np
 
-        rows = []
-        for text in batch["item"]:
-            try:
-                rows.append(json.dumps(self.worker.process(BatchItem.from_json(str(text)))))
-            except ModelLoadError as error:  # stops the run: sent as a row, since Ray would lose its type
-                rows.append(json.dumps({_FATAL: str(error)}))
-                break
+        items = [BatchItem.from_json(str(text)) for text in batch["item"]]
+        try:
+            rows = [json.dumps(row) for row in self.worker.process_many(items)]
+        except ModelLoadError as error:  # stops the run: sent as a row, since Ray would lose its type
+            rows = [json.dumps({_FATAL: str(error)})]
         return {"row": np.array(rows, dtype=object)}
 
 

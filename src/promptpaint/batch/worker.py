@@ -25,6 +25,10 @@ from promptpaint.errors import ModelLoadError, PromptPaintError
 log = logging.getLogger(__name__)
 
 
+#: images edited together (batched model calls) when --batch-size is not given
+DEFAULT_BATCH_SIZE = 4
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """Everything a worker needs, as plain JSON-able values (it travels to Ray actors)."""
@@ -70,6 +74,9 @@ class ItemWorker:
     def process(self, item: BatchItem) -> dict[str, Any]:
         return self.write(self.edit(self.read(item)))
 
+    def process_many(self, items: list[BatchItem]) -> list[dict[str, Any]]:
+        return [self.write(job) for job in self.edit_many([self.read(item) for item in items])]
+
     def read(self, item: BatchItem) -> Job:
         """Parse the item's recipe (row overrides, stable seeds), then decode the image."""
         from promptpaint.core.images import load_image
@@ -85,6 +92,25 @@ class ItemWorker:
             with _stage(job, "edit"):
                 job.result = self.pipeline.run(job.image, job.recipe)
         return job
+
+    def edit_many(self, jobs: list[Job]) -> list[Job]:
+        """Edit the jobs together (batched model calls, see ``Pipeline.run_many``); each job's
+        ``edit`` time is its share of the batch's."""
+        ready = [job for job in jobs if job.error is None]
+        if len(ready) <= 1:
+            return [self.edit(job) for job in jobs]
+        started = time.perf_counter()
+        outcomes = self.pipeline.run_many([(job.image, job.recipe) for job in ready])
+        share = round((time.perf_counter() - started) / len(ready), 4)
+        for job, outcome in zip(ready, outcomes):
+            job.timings["edit"] = share
+            if isinstance(outcome, Exception):
+                job.error = outcome
+                if not isinstance(outcome, PromptPaintError):
+                    log.info("%s: edit failed", job.item.input, exc_info=outcome)
+            else:
+                job.result = outcome
+        return jobs
 
     def write(self, job: Job) -> dict[str, Any]:
         """Write every variant atomically, then describe the job as a manifest row."""

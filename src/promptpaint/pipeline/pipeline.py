@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,8 @@ from promptpaint.core.types import Detections, EditResult, Segmentation
 from promptpaint.errors import InvalidOptionError, NothingFoundError, UnsupportedOperationError
 from promptpaint.options import (EDIT_TYPES, ModelOptions, OutpaintEdit, RemoveEdit, ReplaceEdit, SegmentOptions,
                                  SelectOptions, _EditBase, parse_edit, parse_options)
-from promptpaint.pipeline.stitch import StitchSettings, stitch
+from promptpaint.pipeline.batching import InpaintCall, SelectHint, Steps, run_alone, run_together
+from promptpaint.pipeline.stitch import StitchSettings, stitch_steps
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class Pipeline:
     def _instances(self, rgb, opts: SelectOptions, find: list[str], info: dict) -> tuple[Detections, Detections]:
         """Detect (all labels in one pass), then segment every box in one decoder call."""
         h, w = rgb.shape[:2]
-        labels = list(dict.fromkeys(find + opts.exclude))
+        labels = _labels(find, opts)
         segmenter = self.segmenter(opts.segmenter)
         info["segmenter"] = segmenter.model_id
         if labels and hasattr(segmenter, "detect_and_segment"):
@@ -228,6 +229,11 @@ class Pipeline:
     def edit(self, image: Any, edit: _EditBase | dict, *, mask: Any = None,
              progress: Progress | None = None) -> EditResult:
         """Apply one edit (a typed edit or a dict with ``op``)."""
+        return run_alone(self._edit_steps(image, edit, mask, progress))
+
+    def _edit_steps(self, image: Any, edit: _EditBase | dict, mask: Any = None,
+                    progress: Progress | None = None) -> Steps:
+        """One edit, written once as a generator of model requests (see ``pipeline.batching``)."""
         if isinstance(edit, dict):
             edit = parse_edit(edit, mask_given=mask is not None)
         loaded = _load(image)
@@ -238,20 +244,23 @@ class Pipeline:
         started = time.perf_counter()
         seed = edit.seed if edit.seed is not None else random.SystemRandom().randrange(2**31)
         if isinstance(edit, OutpaintEdit):
-            result = self._outpaint(loaded, edit, seed, progress)
+            result = yield from self._outpaint(loaded, edit, seed, progress)
         else:
-            result = self._inpaint_edit(loaded, edit, seed, mask, progress)
+            result = yield from self._inpaint_edit(loaded, edit, seed, mask, progress)
         log.info("%s done in %.2f s", edit.op, time.perf_counter() - started)
         return result
 
     def _inpaint_edit(self, loaded: LoadedImage, edit: _EditBase, seed: int, mask: Any,
-                      progress: Progress | None) -> EditResult:
+                      progress: Progress | None) -> Steps:
         rgb = loaded.rgb
         keep = isinstance(edit, ReplaceEdit) and bool(edit.keep)
         kind = "keep" if keep else edit.op
         defaults = OP_DEFAULTS[kind]
         dilate = edit.dilate if "dilate" in edit.model_fields_set else defaults["dilate"]
         feather = edit.feather if edit.feather is not None else defaults["feather"]
+        hint = self._select_hint(rgb, edit, mask, edit.keep if keep else edit.find)
+        if hint is not None:
+            yield [hint]
         if keep:
             seg = self._segment(rgb, edit, mask, find=edit.keep, dilate=0)
             selected = M.dilate(M.invert(seg.mask), dilate)
@@ -263,9 +272,21 @@ class Pipeline:
         prompt = edit.prompt
         if isinstance(edit, RemoveEdit) and model.needs_prompt and not prompt:
             prompt = "empty background, seamless continuation of the surroundings"
-        return self._generate(loaded, rgb, weights, model, edit, prompt, seed, progress, seg, kind)
+        return (yield from self._generate(loaded, rgb, weights, model, edit, prompt, seed, progress, seg, kind))
 
-    def _outpaint(self, loaded: LoadedImage, edit: OutpaintEdit, seed: int, progress: Progress | None) -> EditResult:
+    def _select_hint(self, rgb: np.ndarray, opts: SelectOptions, mask: Any, find: list[str]) -> SelectHint | None:
+        """What a selection is about to ask the models, so that a batch can ask for several images at once."""
+        if mask is not None or opts.mask:
+            return None
+        labels = _labels(find, opts)
+        if not (labels or opts.box or opts.point):
+            return None
+        segmenter = self.segmenter(opts.segmenter)
+        if hasattr(segmenter, "detect_and_segment"):  # SAM 3 does both in one model; nothing to batch ahead
+            return None
+        return SelectHint(rgb, segmenter, self.detector(opts.detector) if labels else None, tuple(labels))
+
+    def _outpaint(self, loaded: LoadedImage, edit: OutpaintEdit, seed: int, progress: Progress | None) -> Steps:
         import cv2
 
         h, w = loaded.rgb.shape[:2]
@@ -289,7 +310,8 @@ class Pipeline:
                              icc_profile=loaded.icc_profile)
         model = self.inpainter(edit.inpainter)
         extra = {"canvas": [canvas.width, canvas.height], "offset": [left, top]}
-        return self._generate(placed, rgb, weights, model, edit, edit.prompt, seed, progress, None, "outpaint", extra)
+        return (yield from self._generate(placed, rgb, weights, model, edit, edit.prompt, seed, progress, None,
+                                          "outpaint", extra))
 
     @staticmethod
     def _canvas(loaded: LoadedImage, edit: OutpaintEdit):
@@ -299,7 +321,7 @@ class Pipeline:
 
     def _generate(self, loaded, rgb, weights, model, edit: _EditBase, prompt: str, seed: int,
                   progress: Progress | None, seg: Segmentation | None, kind: str,
-                  extra: dict | None = None) -> EditResult:
+                  extra: dict | None = None) -> Steps:
         if model.needs_prompt and not prompt and edit.op == "replace":
             raise InvalidOptionError("replace needs --prompt (what to paint)")
         if not model.needs_prompt and edit.op in ("replace", "outpaint"):
@@ -308,15 +330,17 @@ class Pipeline:
         settings = StitchSettings(working_size=edit.working_size or model.working_size, multiple=model.multiple,
                                   upscale=model.upscale, padding=edit.padding)
 
-        def generate(crops, crop_mask):
-            # One variant per call: batching changes float rounding, and each variant must replay
-            # exactly from its own seed.
-            return [model.inpaint([crop], crop_mask, prompt=prompt, negative_prompt=edit.negative_prompt,
-                                  seeds=[s], steps=edit.steps, guidance=edit.guidance, strength=edit.strength,
-                                  progress=progress)[0]
-                    for crop, s in zip(crops, seeds)]
-
-        variants, jobs = stitch([rgb] * len(seeds), weights, generate, settings)
+        # One request per variant: run alone, each variant replays exactly from its own seed.
+        windows = stitch_steps([rgb] * len(seeds), weights, settings)
+        try:
+            crops, crop_mask = next(windows)
+            while True:
+                repainted = yield [InpaintCall(model, crop, crop_mask, prompt, edit.negative_prompt, s, edit.steps,
+                                               edit.guidance, edit.strength, progress)
+                                   for crop, s in zip(crops, seeds)]
+                crops, crop_mask = windows.send(repainted)
+        except StopIteration as done:
+            variants, jobs = done.value
         return EditResult(image=variants[0], mask=weights > 0, variants=tuple(variants),
                           recipe=self.describe(edit, seed=seed, model=model), alpha=loaded.alpha,
                           segmentation=seg, windows=tuple(jobs), info={"kind": kind, **(extra or {})})
@@ -339,13 +363,24 @@ class Pipeline:
     def run(self, image: Any, recipe: Any, *, progress: Progress | None = None,
             mask: Any = None) -> EditResult:
         """Apply a recipe's edits in order; the result's recipe lists every edit as run."""
+        return run_alone(self._run_steps(image, recipe, mask, progress))
+
+    def run_many(self, jobs: Sequence[tuple[Any, Any]]) -> list[EditResult | Exception]:
+        """Apply a recipe to each (image, recipe) pair, all of them together: their segmenter
+        encodings, detector passes and same-size diffusion calls are batched across images (the
+        recipes may differ, e.g. in prompt or seed). Returns, per pair, its result or the error
+        that stopped it; a model that cannot load raises. Results equal those of :meth:`run` up to
+        float rounding. The caller picks the batch size by how many pairs it gives."""
+        return run_together([self._run_steps(image, recipe) for image, recipe in jobs])
+
+    def _run_steps(self, image: Any, recipe: Any, mask: Any = None, progress: Progress | None = None) -> Steps:
         from promptpaint.pipeline.recipe import load_recipe
 
         parsed = load_recipe(recipe)
         current = _load(image)
         results: list[EditResult] = []
         for i, edit in enumerate(parsed.edits):
-            result = self.edit(current, edit, mask=mask if i == 0 else None, progress=progress)
+            result = yield from self._edit_steps(current, edit, mask if i == 0 else None, progress)
             results.append(result)
             current = LoadedImage(rgb=result.image, alpha=result.alpha, source=current.source,
                                   format=current.format, icc_profile=current.icc_profile)
@@ -370,6 +405,11 @@ def _available(name: str, families: tuple[str, ...], role: str):
     if ref.family != "telea":
         registry.local_folder(ref)
     return ref
+
+
+def _labels(find: list[str], opts: SelectOptions) -> list[str]:
+    """Every label one detector pass answers: what to find, then what to exclude."""
+    return list(dict.fromkeys(find + opts.exclude))
 
 
 def _load(image: Any) -> LoadedImage:

@@ -9,14 +9,14 @@ filled one after another, each seeing the tiles already filled as context.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from promptpaint.core import masks as M
 from promptpaint.core.geometry import Window, context_window, merge_windows, model_size, tile_window
+from promptpaint.core.images import resize_image
 
 #: (crops at model size, mask at model size) -> repainted crops at model size
 Generate = Callable[[list[np.ndarray], np.ndarray], list[np.ndarray]]
@@ -41,15 +41,6 @@ class StitchSettings:
 
     def min_side(self) -> int:
         return self.working_size // 2 if self.upscale else 0
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize RGB uint8 to ``size`` (w, h): area averaging to shrink, Lanczos to enlarge."""
-    h, w = image.shape[:2]
-    if (w, h) == tuple(size):
-        return image.copy()
-    shrink = size[0] * size[1] < w * h
-    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
 
 
 def plan_windows(mask: np.ndarray, settings: StitchSettings) -> list[Window]:
@@ -77,6 +68,22 @@ def stitch(
 ) -> tuple[list[np.ndarray], list[WindowJob]]:
     """Repaint every image (one per variant) where ``weights > 0``; returns the new images and the
     jobs that were run. ``weights`` (H, W) float in [0, 1]: 1 = fully generated."""
+    steps = stitch_steps(images, weights, settings)
+    try:
+        crops, crop_mask = next(steps)
+        while True:
+            crops, crop_mask = steps.send(generate(crops, crop_mask))
+    except StopIteration as done:
+        return done.value
+
+
+#: yields (crops at model size, mask at model size), receives the repainted crops, returns (images, jobs)
+StitchSteps = Generator[tuple[list[np.ndarray], np.ndarray], list[np.ndarray], tuple[list[np.ndarray], list[WindowJob]]]
+
+
+def stitch_steps(images: list[np.ndarray], weights: np.ndarray, settings: StitchSettings) -> StitchSteps:
+    """:func:`stitch` as a generator that hands each model call to its driver, so that a batch
+    runner can gather the calls of several images into one (see ``pipeline.batching``)."""
     edit = weights > 0
     canvases = [im.copy() for im in images]
     jobs: list[WindowJob] = []
@@ -96,7 +103,7 @@ def stitch(
             job_weights = weights[area] * ramp
             size = job_size(tile, settings)
             crops = [resize_image(c[area], size) for c in canvases]
-            results = generate(crops, M.resize_mask(job_weights > 0, size))
+            results = yield crops, M.resize_mask(job_weights > 0, size)
             for canvas, result in zip(canvases, results):
                 canvas[area] = M.blend(canvas[area], resize_image(result, tile.size), job_weights)
             jobs.append(WindowJob(tile, size))
