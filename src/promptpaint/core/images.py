@@ -48,6 +48,7 @@ __all__ = [
     "ImageSource",
     "load_image",
     "load_mask",
+    "resize_image",
     "to_pil",
     "encode_image",
     "format_for_path",
@@ -391,6 +392,21 @@ def _mask_values(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         return alpha
     weights = np.array([299, 587, 114], dtype=np.uint32)  # ITU-R 601, as Pillow's convert("L")
     return ((rgb.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# resizing
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize RGB uint8 to ``size`` (w, h): area averaging to shrink, Lanczos to enlarge."""
+    import cv2  # the one OpenCV call here; loading images needs only Pillow
+
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image.copy()
+    shrink = size[0] * size[1] < w * h
+    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
 
 
 # --------------------------------------------------------------------------------------------

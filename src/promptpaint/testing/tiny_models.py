@@ -645,13 +645,19 @@ def build_flux_fill(folder: Path) -> Path:
     return folder
 
 
-def build_lama(folder: str | Path) -> Path:
-    """``lama.onnx`` with the interface of the public LaMa export.
+def build_lama(folder: str | Path, fixed_size: int | None = None) -> Path:
+    """``lama.onnx`` with the interface of a public LaMa export.
 
-    One input ``input``: float32 [1, 4, H, W], channels 0-2 the RGB image in 0..1 with the hole zeroed,
-    channel 3 the binary mask (1 = repaint); H and W dynamic (multiples of 32 in practice). One output
-    ``output``: float32 [1, 3, H, W], RGB in 0..1. The graph is Conv-Relu-Conv-Sigmoid with seeded
-    random weights, built with ``onnx.helper`` (no exporter dependency).
+    By default (g-ronimo/lama): one input ``input``: float32 [1, 4, H, W], channels 0-2 the RGB image
+    in 0..1 with the hole zeroed, channel 3 the binary mask (1 = repaint); H and W dynamic (multiples
+    of 32 in practice). One output ``output``: float32 [1, 3, H, W], RGB in 0..1.
+
+    With ``fixed_size`` (Carve/LaMa-ONNX ``lama_fp32.onnx``, whose size is 512): inputs ``image``
+    float32 [1, 3, S, S] RGB in 0..1 and ``mask`` float32 [1, 1, S, S] (1 = repaint); output
+    ``output`` [1, 3, S, S] RGB in 0..255, the input image outside the hole.
+
+    The network is Conv-Relu-Conv-Sigmoid with seeded random weights, built with ``onnx.helper``
+    (no exporter dependency).
     """
     import numpy as np
     import onnx
@@ -673,17 +679,24 @@ def build_lama(folder: str | Path) -> Path:
         weight("conv2.bias", 3),
     ]
     conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    nodes = [
+    network = [
         helper.make_node("Conv", ["input", "conv1.weight", "conv1.bias"], ["h1"], name="conv1", **conv),
         helper.make_node("Relu", ["h1"], ["h2"], name="relu"),
         helper.make_node("Conv", ["h2", "conv2.weight", "conv2.bias"], ["h3"], name="conv2", **conv),
-        helper.make_node("Sigmoid", ["h3"], ["output"], name="sigmoid"),
     ]
+    if fixed_size is None:
+        nodes = [*network, helper.make_node("Sigmoid", ["h3"], ["output"], name="sigmoid")]
+        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, "height", "width"])]
+        spatial: list = ["height", "width"]
+    else:
+        nodes, inputs, constants = _lama_fixed_interface(network, fixed_size)
+        initializers += constants
+        spatial = [fixed_size, fixed_size]
     graph = helper.make_graph(
         nodes,
         "tiny_lama",
-        inputs=[helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, "height", "width"])],
-        outputs=[helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        inputs=inputs,
+        outputs=[helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, *spatial])],
         initializer=initializers,
     )
     model = helper.make_model(
@@ -694,6 +707,30 @@ def build_lama(folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(folder / "lama.onnx"))
     return folder
+
+
+def _lama_fixed_interface(network: list, size: int) -> tuple[list, list, list]:
+    """The Carve/LaMa-ONNX interface around ``network`` (``input`` -> ``h3``): the masked image and
+    the mask go in, the prediction is pasted into the hole and scaled to 0..255, as that export does.
+    Returns (nodes, graph inputs, constant initializers)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    constants = [numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+                 numpy_helper.from_array(np.array(255.0, np.float32), "scale")]
+    nodes = [
+        helper.make_node("Sub", ["one", "mask"], ["keep"]),
+        helper.make_node("Mul", ["image", "keep"], ["masked"]),
+        helper.make_node("Concat", ["masked", "mask"], ["input"], axis=1),
+        *network,
+        helper.make_node("Sigmoid", ["h3"], ["predicted"]),
+        helper.make_node("Mul", ["predicted", "mask"], ["hole"]),
+        helper.make_node("Add", ["hole", "masked"], ["composited"]),
+        helper.make_node("Mul", ["composited", "scale"], ["output"]),
+    ]
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size]),
+              helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, size, size])]
+    return nodes, inputs, constants
 
 
 # --------------------------------------------------------------------------------------------------
