@@ -88,6 +88,9 @@ class DiffusersInpainter:
         denoiser = pipe.transformer if ref.family == "flux-fill" else pipe.unet
         if device == "cuda":
             denoiser.to(memory_format=torch.channels_last)
+        # The VAE's convolutions at full resolution are faster channels-last on CPUs too (measured
+        # on a 2-core AMD EPYC at 512x512: encode -13%, decode -11% CPU time; the UNet gains nothing).
+        pipe.vae.to(memory_format=torch.channels_last)
         if offload and device == "cuda":
             pipe.enable_model_cpu_offload()
         else:
