@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks.job import JOB, LABELS, SideConfig, box_mask, choose_boxes
 from benchmarks.measure import Stopwatch, reset_cuda_peak
+from benchmarks.promptpaint_side import describe_remover
 
 NOT_ON_CPU = "n/a on CPU"
 
@@ -100,7 +101,8 @@ def window_job(model, rgb, box) -> tuple[np.ndarray, np.ndarray, tuple[int, int]
     """The crop promptpaint sends ``model`` for a box-shaped edit: the window around it, at the size
     the model works at."""
     from promptpaint.core import masks as M
-    from promptpaint.pipeline.stitch import StitchSettings, job_size, plan_windows, resize_image
+    from promptpaint.core.images import resize_image
+    from promptpaint.pipeline.stitch import StitchSettings, job_size, plan_windows
 
     mask = box_mask(rgb.shape[:2], box)
     settings = StitchSettings(working_size=model.working_size, multiple=model.multiple, upscale=model.upscale)
@@ -150,13 +152,16 @@ def attention(gen: Generation, cropped: Timing, steps: int) -> dict:
     return compare("classic attention", classic.total_s, "SDPA", cropped.total_s, steps=steps)
 
 
-def remover_choice(pipe, rgb, box, cropped: Timing, watch) -> dict:
-    """Plain removal: a prompt-free remover on its own crop instead of a diffusion model on its crop."""
-    telea = pipe.remover("telea")
-    crop, crop_mask, _ = window_job(telea, rgb, box)
-    telea_s = seconds(watch, telea.inpaint, [crop], crop_mask)
-    return compare("diffusion inpainter", cropped.total_s, "OpenCV Telea", telea_s,
-                   note="LaMa (the default remover) has no full-size random twin here; see docs/benchmarks.md")
+def remover_choice(pipe, gen: Generation, cropped: Timing, steps: int, watch) -> dict:
+    """Plain removal: promptpaint's default remover, LaMa (big-lama as ONNX with full models), vs the
+    diffusion inpainter, on the same crop (the one ``cropped`` timed); OpenCV Telea as a third figure."""
+    lama, telea = pipe.remover(), pipe.remover("telea")
+    lama_s = seconds(watch, lama.inpaint, [gen.crop], gen.crop_mask)
+    telea_s = seconds(watch, telea.inpaint, [gen.crop], gen.crop_mask)
+    w, h = gen.size
+    return compare(f"diffusion inpainter, {steps} steps", cropped.total_s, "LaMa", lama_s,
+                   telea_s=round(telea_s, 3), telea_speedup=round(cropped.total_s / telea_s, 1) if telea_s else None,
+                   note=f"the same {w}x{h} crop for all three; LaMa model: {describe_remover(lama)}")
 
 
 # ---------------------------------------------------------------- GPU-only figures
@@ -292,7 +297,8 @@ def run(config: SideConfig) -> dict:
 
     watch = Stopwatch(config.device)
     pipe = Pipeline(detector=config.models["grounding-dino"], segmenter=config.models["sam"],
-                    inpainter=config.models["inpainter"], device=config.device)  # compile: see the main side
+                    inpainter=config.models["inpainter"], remover=config.models["remover"],
+                    device=config.device)  # compile: see the main side
     detector, segmenter, inpainter = pipe.detector(), pipe.segmenter(), pipe.inpainter()
     rgb = load_image(config.photo).rgb
     boxes = config.boxes[config.photo]
@@ -304,7 +310,7 @@ def run(config: SideConfig) -> dict:
     result["crop_window"] = crop_window(gen, cropped, steps)
     result["steps"] = step_count(gen, cropped, steps)
     result["sdpa"] = attention(gen, cropped, steps)
-    result["remover"] = remover_choice(pipe, rgb, boxes[2], cropped, watch)
+    result["remover"] = remover_choice(pipe, gen, cropped, steps, watch)
     result["io_overlap"] = io_overlap(pipe, config, watch)
     result["half_precision"] = half_precision(config, gen, cropped, steps)
     result["channels_last"] = channels_last(config, gen, cropped, steps)

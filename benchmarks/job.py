@@ -44,7 +44,7 @@ class SideConfig:
     """What the parent hands each side's process (as JSON)."""
 
     device: str
-    models: dict[str, str]  # grounding-dino, sam, inpainter -> folder
+    models: dict[str, str]  # grounding-dino, sam, inpainter, remover -> folder
     photo: str  # the single-photo job's file
     batch: list[str]  # files of the batch job (empty: no batch)
     out_dir: str

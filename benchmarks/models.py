@@ -11,7 +11,10 @@ weights' values) and written once with ``save_pretrained`` so that both sides lo
 - ``sd-inpaint``: stable-diffusion-v1-5/stable-diffusion-inpainting (9-channel UNet (320, 640, 1280,
   1280), CLIP ViT-L/14 text encoder, VAE (128, 256, 512, 512), its DDIM scheduler and its CLIP
   ViT-L/14 safety checker, which ``StableDiffusionInpaintPipeline.from_pretrained`` runs by default);
-- ``sdxl-inpaint`` (only with ``--sdxl``, 2.6B-parameter UNet): diffusers/stable-diffusion-xl-1.0-inpainting-0.1.
+- ``sdxl-inpaint`` (only with ``--sdxl``, 2.6B-parameter UNet): diffusers/stable-diffusion-xl-1.0-inpainting-0.1;
+- ``lama``: big-lama (51M parameters) as the public ONNX export Carve/LaMa-ONNX ``lama_fp32.onnx``
+  (fixed 512x512, inputs ``image`` and ``mask``), promptpaint's default remover (see
+  :mod:`benchmarks.big_lama`).
 
 Tokenizers come from the tiny kit (small vocabularies, built offline); every id they produce is
 below the full vocabulary size, and SD's text encoder always sees 77 tokens, so the compute is the
@@ -27,8 +30,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-#: Bump when a builder changes, so that folders written by an older version are rebuilt.
-BENCH_MODELS_VERSION = 1
+#: Bump a model's version when its builder changes: only that model's folder is then rebuilt.
+MODEL_VERSIONS = {"grounding-dino": 1, "sam": 1, "sd-inpaint": 1, "sdxl-inpaint": 1, "lama": 1}
 MARKER_FILE = "bench-model.json"
 SEED = 0
 
@@ -47,7 +50,7 @@ def tiny_folders(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
 
 def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
                  log: Callable[[str], None] = print) -> dict[str, Path]:
-    """The full-size random models, built into ``cache/bench-models`` on first use (under a minute
+    """The full-size random models, built into ``cache/bench-models`` on first use (about a minute
     and ~6 GB on the project's machine; SDXL adds ~14 GB)."""
     tiny = tiny_folders(cache)
     root = cache / "bench-models"
@@ -55,6 +58,7 @@ def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
         "grounding-dino": lambda f: build_grounding_dino(f, tiny["grounding-dino"]),
         "sam": build_sam,
         "sd-inpaint": lambda f: build_sd_inpaint(f, tiny["sd-inpaint"]),
+        "lama": build_lama_full,
     }
     if sdxl:
         builders["sdxl-inpaint"] = lambda f: build_sdxl_inpaint(f, tiny["sdxl-inpaint"])
@@ -69,8 +73,9 @@ def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
 
 
 def _is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds the model of its name as the current builder writes it."""
     try:
-        return json.loads((folder / MARKER_FILE).read_text()).get("version") == BENCH_MODELS_VERSION
+        return json.loads((folder / MARKER_FILE).read_text()).get("version") == MODEL_VERSIONS[folder.name]
     except (OSError, ValueError):
         return False
 
@@ -86,7 +91,7 @@ def _build_into(target: Path, build: Callable[[Path], None]) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
             build(tmp)
-        (tmp / MARKER_FILE).write_text(json.dumps({"name": target.name, "version": BENCH_MODELS_VERSION}) + "\n")
+        (tmp / MARKER_FILE).write_text(json.dumps({"name": target.name, "version": MODEL_VERSIONS[target.name]}) + "\n")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -205,3 +210,12 @@ def build_sdxl_inpaint(folder: Path, tiny_folder: Path) -> None:
         tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
         requires_aesthetics_score=False, force_zeros_for_empty_prompt=True)
     pipe.save_pretrained(folder)
+
+
+# ---------------------------------------------------------------- remover
+
+def build_lama_full(folder: Path) -> None:
+    """big-lama with random weights, exported as the public ``lama_fp32.onnx`` (about 200 MB)."""
+    from benchmarks.big_lama import export
+
+    export(folder / "lama_fp32.onnx")

@@ -22,7 +22,9 @@ from benchmarks.measure import StepClock, Stopwatch, cuda_peak_mb, load_average,
 
 
 def load(config: SideConfig, watch: Stopwatch):
-    """A Pipeline with every model loaded (the remover is the same diffusion inpainter as the naive side's).
+    """A Pipeline with every model loaded. The remover is promptpaint's default, LaMa (big-lama with
+    random weights as the public 512x512 ONNX export with full models, the kit's tiny LaMa with tiny
+    ones); its calls count in the inpaint stage, and also in a ``remove`` stage of their own.
     The libraries are imported first, as the naive side does, so that ``load_s`` is loading alone."""
     from diffusers import AutoPipelineForInpainting, DPMSolverMultistepScheduler  # noqa: F401
     from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor, SamModel  # noqa: F401
@@ -31,14 +33,23 @@ def load(config: SideConfig, watch: Stopwatch):
 
     with watch.stage("load"):
         pipe = Pipeline(detector=config.models["grounding-dino"], segmenter=config.models["sam"],
-                        inpainter=config.models["inpainter"], remover=config.models["inpainter"],
+                        inpainter=config.models["inpainter"], remover=config.models["remover"],
                         device=config.device, compile=config.compile, offload=config.offload)
-        detector, segmenter, inpainter = pipe.detector(), pipe.segmenter(), pipe.inpainter()
-        pipe.remover()  # the same cached object as the inpainter
+        detector, segmenter, inpainter, remover = pipe.detector(), pipe.segmenter(), pipe.inpainter(), pipe.remover()
     watch.wrap(detector, "detect", "detect")
     watch.wrap(segmenter, "segment", "segment")
     watch.wrap(inpainter, "inpaint", "inpaint")
+    watch.wrap(remover, "inpaint", "remove")
+    watch.wrap(remover, "inpaint", "inpaint")
     return pipe
+
+
+def describe_remover(remover) -> str:
+    """e.g. "LaMa ONNX, fixed 512x512" (the input size the export takes)."""
+    if remover.family != "lama":
+        return remover.model_id
+    size = remover.fixed_size
+    return f"LaMa ONNX, {f'fixed {size[0]}x{size[1]}' if size else 'dynamic size'}"
 
 
 def edit_photo(pipe, rgb: np.ndarray, config: SideConfig,
@@ -117,6 +128,9 @@ def run(config: SideConfig) -> dict:
         "steps": config.steps or pipe.inpainter().default_steps,
         "default_steps": pipe.inpainter().default_steps,
         "step_s": clock.step_s() if clock else None,
+        "remover": describe_remover(pipe.remover()),
+        "remove_s": watch.get("remove"),
+        "diffusion_calls": watch.calls["inpaint"] - watch.calls["remove"],  # the calls that take steps
         "scheduler": type(pipe.inpainter().pipe.scheduler).__name__,
         **changed_outside(rgb, image, area),
         "boxes": boxes,

@@ -71,9 +71,9 @@ def prepare_models(args: argparse.Namespace) -> dict[str, str]:
     else:
         folders = full_folders(args.cache, sdxl=args.sdxl, log=lambda line: print(line, flush=True))
     inpainter = "sdxl-inpaint" if args.sdxl else "sd-inpaint"
-    _read_into_page_cache([folders["grounding-dino"], folders["sam"], folders[inpainter]])
+    _read_into_page_cache([folders["grounding-dino"], folders["sam"], folders[inpainter], folders["lama"]])
     return {"grounding-dino": str(folders["grounding-dino"]), "sam": str(folders["sam"]),
-            "inpainter": str(folders[inpainter])}
+            "inpainter": str(folders[inpainter]), "remover": str(folders["lama"])}
 
 
 def _read_into_page_cache(folders: list[Path]) -> None:
@@ -134,12 +134,17 @@ def project_default_steps(naive: dict, ours: dict) -> dict | None:
         return None  # the run already used the defaults
     if not (naive.get("step_s") and ours.get("step_s")):
         return None
-    totals = {name: round(side["total_s"] + side["calls"]["inpaint"] * (side["default_steps"] - side["steps"])
+    totals = {name: round(side["total_s"] + _diffusion_calls(side) * (side["default_steps"] - side["steps"])
                           * side["step_s"], 1) for name, side in (("naive", naive), ("promptpaint", ours))}
     return {"naive_total_s": totals["naive"], "promptpaint_total_s": totals["promptpaint"],
             "ratio": _ratio(totals["naive"], totals["promptpaint"]),
             "steps": {"naive": naive["default_steps"], "promptpaint": ours["default_steps"]},
             "step_s": {"naive": naive["step_s"], "promptpaint": ours["step_s"]}}
+
+
+def _diffusion_calls(side: dict) -> int:
+    """Model calls that take denoising steps (promptpaint removes with LaMa: one pass, no steps)."""
+    return side.get("diffusion_calls", side["calls"]["inpaint"])
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -207,6 +212,8 @@ def table(report: dict) -> str:
     if "batch" in ours:
         row(f"batch of {ours['batch']['photos']}: s/photo", naive["batch"]["per_photo_s"],
             ours["batch"]["per_photo_s"], ratio.get("batch_per_photo"))
+    lines.append(f"promptpaint removes with {ours['remover']}: {ours['remove_s']} s of its inpaint; "
+                 "naive removes with SD")
     lines.append(f"boxes: {report['boxes']['source']}; naive safety checker {naive['safety_checker_s']} s "
                  f"(in its inpaint); run took {report['run_s']:.0f} s")
     lines.append(f"1-min load average at start/end of the timed job (cores: {report['machine']['cores']}): "

@@ -45,6 +45,9 @@ def test_smoke_run_reports_both_sides_per_stage(smoke_report):
     assert smoke_report["naive"]["calls"] == {"detect": 3, "segment": 3, "inpaint": 3}
     assert smoke_report["promptpaint"]["calls"]["detect"] == 1
     assert smoke_report["promptpaint"]["calls"]["segment"] == 1
+    # promptpaint removes with its default remover, LaMa (one call, no denoising steps)
+    assert smoke_report["promptpaint"]["remover"] == "LaMa ONNX, dynamic size"
+    assert smoke_report["promptpaint"]["diffusion_calls"] == smoke_report["promptpaint"]["calls"]["inpaint"] - 1
     assert smoke_report["config"]["steps"] == 2
     assert smoke_report["naive"]["steps"] == smoke_report["promptpaint"]["steps"] == 2
     assert set(smoke_report["boxes"]["source"]) == set(LABELS)
@@ -69,7 +72,7 @@ def test_ablations_in_process(tiny, tmp_path):
     boxes = [[e.fallback_box[0] * size[0], e.fallback_box[1] * size[1], e.fallback_box[2] * size[0],
               e.fallback_box[3] * size[1]] for e in JOB]
     config = SideConfig(device="cpu", models={"grounding-dino": str(tiny["grounding-dino"]), "sam": str(tiny["sam"]),
-                                              "inpainter": str(tiny["sd-inpaint"])},
+                                              "inpainter": str(tiny["sd-inpaint"]), "remover": str(tiny["lama"])},
                         photo=str(single), batch=batch, out_dir=str(tmp_path), steps=1, boxes={str(single): boxes})
     result = ablations.run(config)
     measured = ["one_detection_pass", "embedding_reuse", "batched_boxes", "crop_window", "steps", "sdpa",
@@ -115,3 +118,34 @@ def test_size_option_is_checked():
     assert parse_args(["--models", "tiny", "--json", "x.json", "--size", "320x240"]).size == (320, 240)
     with pytest.raises(SystemExit):
         parse_args(["--models", "tiny", "--json", "x.json", "--size", "big"])
+
+
+def test_big_lama_fourier_unit_is_the_ortho_fft():
+    """The stand-in's DFT matrices compute torch.fft.rfftn / irfftn (norm="ortho") exactly."""
+    import torch
+
+    from benchmarks.big_lama import FourierUnit
+
+    for h, w in ((8, 8), (6, 9)):
+        unit = FourierUnit(2, (h, w))
+        x = torch.randn(1, 2, h, w)
+        spectrum = torch.fft.rfftn(x, dim=(-2, -1), norm="ortho")
+        real, imag = unit.rfft2(x)
+        torch.testing.assert_close(real, spectrum.real, atol=1e-5, rtol=0)
+        torch.testing.assert_close(imag, spectrum.imag, atol=1e-5, rtol=0)
+        torch.testing.assert_close(unit.irfft2(spectrum.real, spectrum.imag), x, atol=1e-5, rtol=0)
+
+
+def test_big_lama_export_runs_through_the_lama_remover(tmp_path):
+    """The stand-in's ONNX (here 64x64 with one residual block) has the public export's interface."""
+    from benchmarks.big_lama import export
+    from promptpaint.pipeline.pipeline import Pipeline
+
+    export(tmp_path / "lama_fp32.onnx", size=64, n_blocks=1)
+    remover = Pipeline(remover=str(tmp_path), device="cpu").remover()
+    assert remover.fixed_size == (64, 64) and remover.input_names == ["image", "mask"]
+    crop = np.random.default_rng(0).integers(0, 256, (48, 80, 3), np.uint8)
+    hole = np.zeros((48, 80), bool)
+    hole[10:30, 20:60] = True
+    (filled,) = remover.inpaint([crop], hole)
+    assert filled.shape == crop.shape and filled.dtype == np.uint8
