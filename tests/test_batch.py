@@ -324,7 +324,8 @@ def test_batched_and_one_at_a_time_runs_give_the_same_images(tmp_path, photos, t
 
     sizes: list[int] = []
     run_many = Pipeline.run_many
-    monkeypatch.setattr(Pipeline, "run_many", lambda self, jobs: sizes.append(len(jobs)) or run_many(self, jobs))
+    monkeypatch.setattr(Pipeline, "run_many",
+                        lambda self, jobs, **kw: sizes.append(len(jobs)) or run_many(self, jobs, **kw))
     recipe = write_recipe(tmp_path, DIFFUSION_RECIPE)
     for size in (1, 4):
         result = batch_cli(photos / "shoot-a", "--recipe", recipe, "-o", tmp_path / f"b{size}", "--batch-size", size,

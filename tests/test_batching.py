@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from promptpaint.core.images import image_hash
-from promptpaint.errors import ImageLoadError, ModelLoadError, NothingFoundError
+from promptpaint.errors import ImageLoadError, InvalidOptionError, ModelLoadError, NothingFoundError
 from promptpaint.pipeline.batching import InpaintCall, SelectHint, run_alone, run_together
 
 # Same-size runs of the tiny models gave bit-identical results batched and alone on this machine;
@@ -164,7 +164,7 @@ def test_run_many_batches_every_model_and_matches_run(tiny_pipeline):
     undo = [spy(detector, "_forward", forwards), spy(segmenter, "_encode", encodes),
             spy(inpainter, "inpaint", paints)]
     try:
-        together = pipe.run_many(list(zip(images, recipes)))
+        together = pipe.run_many(list(zip(images, recipes)), batch_size=4)
         batched = (list(forwards), list(encodes), list(paints))
         paints.clear()
         alone = [pipe.run(im, r) for im, r in zip(images, recipes)]  # detector and encoder: cached now
@@ -239,3 +239,15 @@ def test_batched_detections_match_single_ones(tiny, family):
         for b, a in zip(batched, alone, strict=True):
             assert b.shape == a.shape and np.abs(b - a).max() < 1e-3
         assert dets.image_size == (image.shape[1], image.shape[0])
+
+
+def test_run_many_goes_batch_size_images_at_a_time(tiny_pipeline, monkeypatch):
+    import promptpaint.pipeline.pipeline as pipeline_module
+
+    sizes = []
+    monkeypatch.setattr(pipeline_module, "run_together",
+                        lambda steps: sizes.append(len(steps)) or [s.close() for s in steps])
+    tiny_pipeline.run_many([(None, {})] * 7, batch_size=3)
+    assert sizes == [3, 3, 1]
+    with pytest.raises(InvalidOptionError):
+        tiny_pipeline.run_many([], batch_size=0)

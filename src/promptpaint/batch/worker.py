@@ -100,7 +100,7 @@ class ItemWorker:
         if len(ready) <= 1:
             return [self.edit(job) for job in jobs]
         started = time.perf_counter()
-        outcomes = self.pipeline.run_many([(job.image, job.recipe) for job in ready])
+        outcomes = self.pipeline.run_many([(job.image, job.recipe) for job in ready], batch_size=len(ready))
         share = round((time.perf_counter() - started) / len(ready), 4)
         for job, outcome in zip(ready, outcomes):
             job.timings["edit"] = share

@@ -365,13 +365,19 @@ class Pipeline:
         """Apply a recipe's edits in order; the result's recipe lists every edit as run."""
         return run_alone(self._run_steps(image, recipe, mask, progress))
 
-    def run_many(self, jobs: Sequence[tuple[Any, Any]]) -> list[EditResult | Exception]:
-        """Apply a recipe to each (image, recipe) pair, all of them together: their segmenter
-        encodings, detector passes and same-size diffusion calls are batched across images (the
-        recipes may differ, e.g. in prompt or seed). Returns, per pair, its result or the error
-        that stopped it; a model that cannot load raises. Results equal those of :meth:`run` up to
-        float rounding. The caller picks the batch size by how many pairs it gives."""
-        return run_together([self._run_steps(image, recipe) for image, recipe in jobs])
+    def run_many(self, jobs: Sequence[tuple[Any, Any]], *, batch_size: int = 4) -> list[EditResult | Exception]:
+        """Apply a recipe to each (image, recipe) pair, ``batch_size`` pairs at a time: their
+        segmenter encodings, detector passes and same-size diffusion calls are batched across
+        images (the recipes may differ, e.g. in prompt or seed). Returns, per pair, its result or
+        the error that stopped it; a model that cannot load raises. Results equal those of
+        :meth:`run` up to float rounding."""
+        if batch_size < 1:
+            raise InvalidOptionError(f"batch_size must be at least 1, got {batch_size}")
+        outcomes: list[EditResult | Exception] = []
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start:start + batch_size]
+            outcomes += run_together([self._run_steps(image, recipe) for image, recipe in chunk])
+        return outcomes
 
     def _run_steps(self, image: Any, recipe: Any, mask: Any = None, progress: Progress | None = None) -> Steps:
         from promptpaint.pipeline.recipe import load_recipe
