@@ -51,7 +51,7 @@ class ModelOptions(_Strict):
     device: Device = Field(default_factory=_env("device", "auto"))
     dtype: DType = Field(default_factory=_env("dtype", "auto"))
     offload: bool = Field(False, description="offload diffusion models to the CPU between steps (small GPUs)")
-    compile: bool = Field(False, description="torch.compile the denoiser (pays a warm-up once)")
+    compile: bool = Field(False, description="torch.compile the denoiser (a warm-up per new crop size; for long GPU batches)")
 
 
 def _split_labels(value: Any) -> list[str]:
