@@ -341,6 +341,23 @@ def test_batched_and_one_at_a_time_runs_give_the_same_images(tmp_path, photos, t
         assert a.shape == b.shape and np.abs(a - b).max() <= 2  # float rounding of batched products at most
 
 
+def test_batch_size_defaults_to_4_on_a_gpu_and_1_on_a_cpu(tmp_path, tiny, photos, monkeypatch):
+    from promptpaint.batch.worker import ItemWorker, WorkerConfig
+    from promptpaint.pipeline.pipeline import Pipeline
+
+    worker = ItemWorker(WorkerConfig({"edits": []}, str(tmp_path), {"device": "cpu"}))
+    assert worker.batch_size == 1
+    worker.pipeline._device = "cuda"  # what pick_device resolves on a machine with a GPU
+    assert worker.batch_size == 4
+    assert ItemWorker(WorkerConfig({"edits": []}, str(tmp_path), {"device": "cpu"}, batch_size=3)).batch_size == 3
+    # Without --batch-size on this CPU, every image is edited alone (no run_many at all).
+    called = []
+    monkeypatch.setattr(Pipeline, "run_many", lambda self, jobs, **kw: called.append(len(jobs)))
+    result = batch_cli(photos / "shoot-a", "--recipe", write_recipe(tmp_path, DIFFUSION_RECIPE), "-o",
+                       tmp_path / "out", *tiny_args(tiny))
+    assert result.exit_code == 0 and called == []
+
+
 def test_bad_items_are_recorded_and_the_rest_succeed(tmp_path, photos, tiny):
     jobs = tmp_path / "jobs"
     jobs.mkdir()

@@ -88,7 +88,8 @@ def run_batch(settings: BatchSettings) -> BatchSummary:
     out_dir = Path(settings.out_dir)
     items = discover(settings.input, out_dir, settings.fmt)
     _check_earlier_run(out_dir, settings)
-    config = WorkerConfig(recipe.to_dict(), str(out_dir), models, overwrite=settings.overwrite or settings.resume)
+    config = WorkerConfig(recipe.to_dict(), str(out_dir), models, overwrite=settings.overwrite or settings.resume,
+                          batch_size=settings.batch_size)
     with ResultsWriter(out_dir) as results:
         remove_stale_temporaries(out_dir)  # left by a killed run; no other run can be writing (lock)
         finished = done_inputs(out_dir) if settings.resume else set()
@@ -143,7 +144,7 @@ def _run_engine(todo: list[BatchItem], config: WorkerConfig, record, settings: B
     else:
         from promptpaint.batch.local import run_local
 
-        run_local(todo, config, record, batch_size=settings.batch_size)
+        run_local(todo, config, record)
 
 
 class _Progress:

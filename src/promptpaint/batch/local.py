@@ -2,7 +2,7 @@
 
     reader thread  --(queue)-->  main thread: model                 --(queue)-->  writer thread
     decode + recipe              Pipeline.run_many on up to                      encode, write, record
-                                 batch_size decoded images
+                                 batch_size decoded images (run if 1)
 
 Torch, Pillow's decoders and zlib release the GIL, so decoding the next image and encoding the
 last one run while the model works on the current ones. The model takes what the reader has
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promptpaint.batch.items import BatchItem
-from promptpaint.batch.worker import DEFAULT_BATCH_SIZE, ItemWorker, Job, WorkerConfig
+from promptpaint.batch.worker import ItemWorker, Job, WorkerConfig
 
 #: items decoded ahead of the model (beyond one batch), and edited images waiting for the writer
 PREFETCH = 2
@@ -26,13 +26,12 @@ _END = object()
 _POLL_S = 0.1
 
 
-def run_local(items: list[BatchItem], config: WorkerConfig, record: Callable[[dict[str, Any]], bool],
-              batch_size: int | None = None) -> None:
+def run_local(items: list[BatchItem], config: WorkerConfig, record: Callable[[dict[str, Any]], bool]) -> None:
     """Process ``items`` in order; ``record(row)`` returns False to stop (--fail-fast).
 
     Stopping starts nothing new, but what was already edited is still written and recorded."""
-    batch_size = batch_size or DEFAULT_BATCH_SIZE
     worker = ItemWorker(config)
+    batch_size = worker.batch_size
     stop = threading.Event()
     to_edit: queue.Queue = queue.Queue(batch_size + PREFETCH)
     to_write: queue.Queue = queue.Queue(batch_size + PREFETCH)

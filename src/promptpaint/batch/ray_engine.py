@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promptpaint.batch.items import BatchItem
-from promptpaint.batch.worker import DEFAULT_BATCH_SIZE, ItemWorker, WorkerConfig
+from promptpaint.batch.worker import ItemWorker, WorkerConfig
 from promptpaint.errors import InvalidOptionError, ModelLoadError, PromptPaintError
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 _FORWARDED_PREFIXES = ("PROMPTPAINT_",)
 _FORWARDED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY")
 _FATAL = "fatal_model_error"
+#: items per actor call without --batch-size (fewer round trips); the actor edits them
+#: ``ItemWorker.batch_size`` at a time
+ITEMS_PER_CALL = 4
 
 
 class RayItemWorker:
@@ -65,7 +68,7 @@ def run_ray(items: list[BatchItem], config: WorkerConfig, record: Callable[[dict
     try:
         gpu = _wants_gpu(config, ray.cluster_resources())
         workers = workers or _default_workers(ray, gpu)
-        batch_size = batch_size or DEFAULT_BATCH_SIZE
+        batch_size = batch_size or ITEMS_PER_CALL
         resources = {"num_gpus": 1} if gpu else {"num_cpus": _cpus_per_actor(ray, workers)}
         log.info("ray: %d actor(s), %s each, batches of %d", workers, resources, batch_size)
         _quiet_ray_data(ray)

@@ -24,7 +24,8 @@ from promptpaint.options import ModelOptions
               "instead of starting a local Ray")
 @click.option("--workers", type=int, help="Ray actors [default: one per GPU, else 1]")
 @click.option("--batch-size", type=int,
-              help="images edited together, their model calls batched [default: 4; 1 = exactly as `run`]")
+              help="images edited together, their model calls batched [default: 4 on a GPU, 1 (exactly as "
+                   "`run`) on a CPU]")
 @click.option("--resume", is_flag=True, help="skip items already done in OUTDIR/manifest.jsonl; redo the rest")
 @click.option("--fail-fast", is_flag=True, help="stop at the first failed item")
 @click.option("--overwrite", is_flag=True, help="redo every item, replacing existing outputs")
