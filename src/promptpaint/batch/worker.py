@@ -1,7 +1,7 @@
 """One item, start to finish: read -> edit -> write -> manifest row. Shared by both engines.
 
 The three stages are separate methods so the local engine can run them on three threads (decode
-ahead, model in the middle, encode behind) while a Ray actor simply calls :meth:`ItemWorker.process`.
+ahead, model in the middle, encode behind) while a Ray actor calls :meth:`ItemWorker.process_many`.
 No stage raises for a bad item: its error travels with the job and ends up in the row. A model that
 cannot be loaded (:class:`ModelLoadError`) is no item's fault and stops the run instead.
 """
@@ -67,7 +67,7 @@ class Job:
 
 
 class ItemWorker:
-    """Loads the models once (one Pipeline) and processes items one by one."""
+    """Loads the models once (one Pipeline) and processes items, editing them ``batch_size`` at a time."""
 
     def __init__(self, config: WorkerConfig):
         from promptpaint.pipeline.pipeline import Pipeline
@@ -82,10 +82,8 @@ class ItemWorker:
             return self.config.batch_size
         return GPU_BATCH_SIZE if self.pipeline.device == "cuda" else CPU_BATCH_SIZE
 
-    def process(self, item: BatchItem) -> dict[str, Any]:
-        return self.write(self.edit(self.read(item)))
-
     def process_many(self, items: list[BatchItem]) -> list[dict[str, Any]]:
+        """Read, edit (``batch_size`` at a time) and write the items, as a Ray actor does."""
         return [self.write(job) for job in self.edit_many([self.read(item) for item in items])]
 
     def read(self, item: BatchItem) -> Job:
