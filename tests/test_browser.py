@@ -150,3 +150,14 @@ def test_upload_mask_brush_edit_and_result(server, page, cat_png):
 
     page.screenshot(path=str(SCREENSHOT))
     assert not problems, problems
+
+
+def test_api_docs_render_without_internet(server, page):
+    """The machine has no internet: Swagger UI must come from the server itself."""
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith(server) and not request.url.startswith("data:") else None)
+    page.goto(f"{server}/docs")
+    playwright.expect(page.locator(".swagger-ui .opblock-summary-path").first).to_be_visible(timeout=20_000)
+    assert page.locator(".swagger-ui .opblock").count() >= 10  # the /v1 operations are listed
+    assert outside == []

@@ -126,7 +126,11 @@ def test_health_models_page_and_docs(client):
     assert 'src="/static/app.js"' in page.text and "cdn" not in page.text.lower()
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")  # Swagger UI from local files: works without internet
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    assert "swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text.lower()
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        assert client.get(f"/static-offline-docs/{name}").status_code == 200
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/replace"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     options = body["properties"]["options"]["properties"]

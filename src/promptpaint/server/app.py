@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from promptpaint import __version__
@@ -42,9 +43,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The whole service for ``settings``; models load at start-up (or before, see ``serve``)."""
     settings = settings or ServerSettings()
     state = ServerState(settings)
-    app = FastAPI(title="promptpaint", version=__version__, lifespan=_lifespan(state),
-                  description="Edit images with words: detect, segment, replace, remove, outpaint. "
-                              "Options are those of the CLI; see docs/server.md.")
+    # FastAPIOffline: FastAPI whose /docs and /redoc pages use bundled Swagger UI and ReDoc files
+    # instead of a CDN, so the API docs work on machines without internet.
+    app = FastAPIOffline(title="promptpaint", version=__version__, lifespan=_lifespan(state),
+                         description="Edit images with words: detect, segment, replace, remove, outpaint. "
+                                     "Options are those of the CLI; see docs/server.md.")
     app.state.server = state
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + FORM_OVERHEAD,
                        limit_mb=settings.max_upload_mb)
