@@ -244,6 +244,26 @@ def _free_cuda() -> None:
         torch.cuda.empty_cache()
 
 
+# ---------------------------------------------------------------- batches
+
+def batched_photos(pipe, rgb, box, steps: int, watch: Stopwatch, count: int = 2) -> dict:
+    """``count`` same-size photos edited one after another (``Pipeline.run``) vs together
+    (``Pipeline.run_many``: one SAM encoder pass, one diffusion call for their same-size crops).
+    Each mode gets photos of its own content, so neither finds the other's embeddings cached."""
+    recipe = {"steps": steps, "edits": [{"op": "replace", "box": [list(box)], "prompt": JOB[0].prompt, "seed": 1}]}
+    alone = [nudged(rgb, 10 + k) for k in range(count)]
+    together = [nudged(rgb, 20 + k) for k in range(count)]
+    alone_s = seconds(watch, lambda: [pipe.run(photo, recipe) for photo in alone])
+    outcomes = []
+    together_s = seconds(watch, lambda: outcomes.extend(pipe.run_many([(p, recipe) for p in together],
+                                                                      batch_size=count)))
+    failed = [repr(o) for o in outcomes if isinstance(o, Exception)]
+    if failed:
+        raise RuntimeError(f"run_many failed: {failed}")
+    return compare(f"{count} photos one at a time", alone_s, f"{count} photos batched", together_s,
+                   photos=count, steps=steps)
+
+
 # ---------------------------------------------------------------- I/O
 
 def io_overlap(pipe, config: SideConfig, watch: Stopwatch) -> dict | str:
@@ -312,6 +332,7 @@ def run(config: SideConfig) -> dict:
     result["sdpa"] = attention(gen, cropped, steps)
     result["remover"] = remover_choice(pipe, gen, cropped, steps, watch)
     result["io_overlap"] = io_overlap(pipe, config, watch)
+    result["batched_photos"] = batched_photos(pipe, rgb, boxes[0], steps, watch)
     result["half_precision"] = half_precision(config, gen, cropped, steps)
     result["channels_last"] = channels_last(config, gen, cropped, steps)
     result["vae_tiling"] = vae_tiling(config, inpainter, watch)

@@ -76,7 +76,7 @@ def test_ablations_in_process(tiny, tmp_path):
                         photo=str(single), batch=batch, out_dir=str(tmp_path), steps=1, boxes={str(single): boxes})
     result = ablations.run(config)
     measured = ["one_detection_pass", "embedding_reuse", "batched_boxes", "crop_window", "steps", "sdpa",
-                "remover", "io_overlap"]
+                "remover", "io_overlap", "batched_photos"]
     for name in measured:
         entry = result[name]
         assert entry["without_s"] > 0 and entry["with_s"] > 0 and entry["speedup"] > 0, name
