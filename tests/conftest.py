@@ -51,3 +51,37 @@ def tiny_pipeline(tiny):
 
     return Pipeline(detector=str(tiny["grounding-dino"]), segmenter=str(tiny["sam"]),
                     inpainter=str(tiny["sd-inpaint"]), remover=str(tiny["lama"]), device="cpu")
+
+
+@pytest.fixture()
+def blackout_operation():
+    """A test-only operation, registered for one test: it paints the selection one grey level
+    (``--level``) without any model, so registry dispatch can be checked through every front end."""
+    from typing import Literal
+
+    import promptpaint.operations.base as base
+    from promptpaint.operations import Operation
+    from promptpaint.options import EditOptions
+    from promptpaint.pipeline.editing import Generated
+
+    class BlackoutEdit(EditOptions):
+        """Paint the selection one grey level."""
+
+        op: Literal["blackout"] = "blackout"
+        level: int = 0
+
+    class Blackout(Operation):
+        """Paint the selection one grey level (a test operation: no model)."""
+
+        name = "blackout"
+        options = BlackoutEdit
+        generator = None
+
+        def steps(self, job):
+            seg = yield from job.select(dilate=job.resolve("dilate", 0))
+            painted = job.image.rgb.copy()
+            painted[seg.mask] = job.edit.level
+            return job.result(Generated([painted], []), seg.mask.astype(np.float32), segmentation=seg)
+
+    yield Blackout
+    base._REGISTRY.pop("blackout", None)

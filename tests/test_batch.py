@@ -21,7 +21,8 @@ from PIL import Image
 from promptpaint.batch import item_seed
 from promptpaint.batch.items import BatchItem, contained_path, discover, safe_relative
 from promptpaint.batch.results import ResultsWriter, done_inputs, latest_rows, read_rows, remove_stale_temporaries
-from promptpaint.batch.worker import item_recipe, variant_names
+from promptpaint.batch.worker import item_recipe
+from promptpaint.pipeline.output import variant_paths
 from promptpaint.errors import InvalidOptionError, PromptPaintError
 
 #: fast (OpenCV Telea after the tiny SAM): most tests check bookkeeping, not pixels
@@ -227,8 +228,8 @@ def test_seeds_are_stable_per_item_and_rows_may_set_them():
     with_row = BatchItem("a", "/a", "a.png", {"seed": "7", "prompt": "a cat"})
     edits = item_recipe(recipe, with_row).edits
     assert [e.seed for e in edits] == [7, 7] and edits[0].prompt == "a cat"
-    assert variant_names("a/b.png", 1) == ["a/b.png"]
-    assert variant_names("a/b.png", 2) == ["a/b_0.png", "a/b_1.png"]
+    assert variant_paths("a/b.png", 1) == ["a/b.png"]
+    assert variant_paths("a/b.png", 2) == ["a/b_0.png", "a/b_1.png"]
 
 
 def test_ray_engine_without_ray_says_how_to_install(monkeypatch):

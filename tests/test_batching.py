@@ -77,7 +77,7 @@ def test_a_failed_batch_is_retried_alone_so_only_the_guilty_image_fails():
 
 def test_an_image_that_fails_does_not_stop_the_others():
     def broken():
-        yield [SelectHint(np.zeros((4, 4, 3), np.uint8), segmenter=None)]
+        yield [SelectHint(np.zeros((4, 4, 3), np.uint8), segmenter=FakeSegmenter())]
         raise NothingFoundError(["cat"])
 
     model = FakeInpainter()
@@ -96,19 +96,23 @@ def test_a_model_that_cannot_load_stops_everything():
 
 
 class FakeSegmenter:
+    batches = True
+
     def __init__(self):
-        self.batches: list[int] = []
+        self.calls: list[int] = []  # images per batched call
 
     def encode_many(self, images):
-        self.batches.append(len(images))
+        self.calls.append(len(images))
 
 
 class FakeDetector:
+    batches = True
+
     def __init__(self):
-        self.batches: list[tuple[int, tuple]] = []
+        self.calls: list[tuple[int, tuple]] = []  # (images, labels) per batched call
 
     def detect_many(self, images, labels):
-        self.batches.append((len(images), tuple(labels)))
+        self.calls.append((len(images), tuple(labels)))
 
 
 def test_selection_hints_become_one_encoding_and_one_detector_pass_per_label_set():
@@ -120,8 +124,8 @@ def test_selection_hints_become_one_encoding_and_one_detector_pass_per_label_set
 
     outcomes = run_together([select(("cat",)), select(("cat",)), select(("dog", "cat")), select(())])
     assert outcomes == [[None]] * 4
-    assert segmenter.batches == [4]
-    assert sorted(detector.batches) == [(1, ("dog", "cat")), (2, ("cat",))]
+    assert segmenter.calls == [4]
+    assert sorted(detector.calls) == [(1, ("dog", "cat")), (2, ("cat",))]
 
 
 # ------------------------------------------------------------------------- tiny models, real backends

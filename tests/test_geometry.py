@@ -25,7 +25,6 @@ from promptpaint.core.geometry import (
     parse_expand,
     parse_point,
     parse_size,
-    scale_boxes,
     tile_window,
 )
 from promptpaint.errors import InvalidOptionError
@@ -151,18 +150,6 @@ def test_clamp_boxes_does_not_modify_input_and_accepts_one_flat_box():
     out = clamp_boxes(box, (100, 80))
     np.testing.assert_array_equal(out, [[0, 0, 100, 80]])
     np.testing.assert_array_equal(box, [-5, -5, 200, 200])
-
-
-def test_scale_boxes_uses_independent_factors():
-    out = scale_boxes(np.array([[10, 10, 20, 20], [0, 0, 100, 50]]), (100, 50), (200, 200))
-    assert out.dtype == np.float32
-    np.testing.assert_array_equal(out, [[20, 40, 40, 80], [0, 0, 200, 200]])
-
-
-def test_scale_boxes_round_trip():
-    boxes = np.array([[12.5, 7.0, 300.0, 151.25]], np.float32)
-    back = scale_boxes(scale_boxes(boxes, (640, 480), (1024, 1024)), (1024, 1024), (640, 480))
-    np.testing.assert_allclose(back, boxes, rtol=1e-6)
 
 
 @pytest.mark.parametrize("b, expected", [

@@ -10,16 +10,11 @@ import pytest
 
 from promptpaint.core.images import save_image
 from promptpaint.errors import InvalidOptionError
-from promptpaint.options import (
-    DEFAULT_MODELS,
-    ModelOptions,
-    OutpaintEdit,
-    RemoveEdit,
-    ReplaceEdit,
-    SegmentOptions,
-    parse_edit,
-    parse_options,
-)
+from promptpaint.operations import parse_edit
+from promptpaint.operations.outpaint import OutpaintEdit
+from promptpaint.operations.remove import RemoveEdit
+from promptpaint.operations.replace import ReplaceEdit
+from promptpaint.options import DEFAULT_MODELS, ModelOptions, SegmentOptions, parse_options
 from promptpaint.pipeline.recipe import METADATA_KEY, Recipe, load_recipe, recipe_from_image, recipe_metadata
 
 BOX = "10,20,30,40"

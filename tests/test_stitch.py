@@ -8,7 +8,13 @@ import pytest
 
 from promptpaint.core import masks as M
 from promptpaint.core.geometry import Window
-from promptpaint.pipeline.stitch import StitchSettings, WindowJob, job_size, plan_windows, resize_image, stitch
+from promptpaint.pipeline.batching import drive
+from promptpaint.pipeline.stitch import StitchSettings, WindowJob, job_size, plan_windows, resize_image, stitch_steps
+
+
+def stitch(images, weights, generate, settings):
+    """Crop-and-stitch driven by a plain function ``generate(crops, mask) -> repainted crops``."""
+    return drive(stitch_steps(images, weights, settings), lambda request: generate(*request))
 
 
 class FakeModel:

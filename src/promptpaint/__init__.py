@@ -18,9 +18,12 @@ _LAZY = {
     "EditResult": "promptpaint.core.types",
     "ModelOptions": "promptpaint.options",
     "SegmentOptions": "promptpaint.options",
-    "ReplaceEdit": "promptpaint.options",
-    "RemoveEdit": "promptpaint.options",
-    "OutpaintEdit": "promptpaint.options",
+    "EditOptions": "promptpaint.options",
+    "Limits": "promptpaint.options",
+    "Operation": "promptpaint.operations.base",
+    "ReplaceEdit": "promptpaint.operations.replace",
+    "RemoveEdit": "promptpaint.operations.remove",
+    "OutpaintEdit": "promptpaint.operations.outpaint",
     "load_image": "promptpaint.core.images",
     "save_image": "promptpaint.core.images",
     "load_recipe": "promptpaint.pipeline.recipe",
@@ -29,7 +32,11 @@ _LAZY = {
 if TYPE_CHECKING:
     from promptpaint.core.images import load_image, save_image
     from promptpaint.core.types import Detections, EditResult, Segmentation
-    from promptpaint.options import ModelOptions, OutpaintEdit, RemoveEdit, ReplaceEdit, SegmentOptions
+    from promptpaint.operations.base import Operation
+    from promptpaint.operations.outpaint import OutpaintEdit
+    from promptpaint.operations.remove import RemoveEdit
+    from promptpaint.operations.replace import ReplaceEdit
+    from promptpaint.options import EditOptions, Limits, ModelOptions, SegmentOptions
     from promptpaint.pipeline.pipeline import Pipeline
     from promptpaint.pipeline.recipe import load_recipe
 

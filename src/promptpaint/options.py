@@ -2,17 +2,25 @@
 
 Field names are the CLI option names with dashes as underscores, and every field accepts the same
 value syntax as the CLI (``box="10,20,200,220"``, ``aspect="16:9"``). Pydantic does the checking;
-:func:`parse_edit` turns its errors into one-line :class:`InvalidOptionError` messages.
+:func:`parse_options` turns its errors into one-line :class:`InvalidOptionError` messages.
+
+Here live the option models every operation shares (models, selection, generation) and the limits;
+each operation's own model (``ReplaceEdit``...) lives in its module in ``promptpaint.operations``.
+
+**None means "not given"**: a field whose default depends on the operation or the model
+(``dilate``, ``feather``, ``box_threshold``, ``text_threshold``, ``steps``, ``guidance``,
+``strength``) defaults to None, and the operation resolves it where it is used; recipes record the
+resolved values.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from promptpaint.core.geometry import ANCHORS, parse_aspect, parse_box, parse_expand, parse_point, parse_size
+from promptpaint.core.geometry import parse_box, parse_point
 from promptpaint.errors import InvalidOptionError
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -54,7 +62,7 @@ class ModelOptions(_Strict):
     compile: bool = Field(False, description="torch.compile the denoiser (a warm-up per new crop size; for long GPU batches)")
 
 
-def _split_labels(value: Any) -> list[str]:
+def split_labels(value: Any) -> list[str]:
     """``"fox. tree"`` or ``["fox", "tree"]`` -> ``["fox", "tree"]`` (Grounding DINO's '.' syntax)."""
     if value is None:
         return []
@@ -75,20 +83,23 @@ class SelectOptions(_Strict):
     box: list[Box] = Field(default_factory=list, description="x0,y0,x1,y1 boxes in pixels (skip detection)")
     point: list[Point] = Field(default_factory=list, description="x,y[,label] points (label 1 include, 0 exclude)")
     mask: str | None = Field(None, description="a mask image file (255 = selected); skips detection and segmentation")
-    box_threshold: float = Field(0.3, ge=0, le=1)
-    text_threshold: float = Field(0.25, ge=0, le=1)
+    box_threshold: float | None = Field(None, ge=0, le=1, description="detector score a box needs "
+                                        "(the detector's default when omitted)")
+    text_threshold: float | None = Field(None, ge=0, le=1, description="score the label's words need "
+                                         "(Grounding DINO; the detector's default when omitted)")
     pick: str = Field("all", description="all | largest | top-K | comma list of indices (0 = best score)")
     invert: bool = False
     fill_holes: bool = False
     min_area: int = Field(0, ge=0, description="drop specks smaller than this many pixels")
-    dilate: int = Field(0, description="grow the mask by N pixels (negative erodes)")
+    dilate: int | None = Field(None, description="grow the mask by N pixels (negative erodes; the "
+                               "operation's default when omitted)")
     detector: str | None = None
     segmenter: str | None = None
 
     @field_validator("find", "exclude", mode="before")
     @classmethod
     def _labels(cls, v: Any) -> list[str]:
-        return _split_labels(v)
+        return split_labels(v)
 
     @field_validator("box", mode="before")
     @classmethod
@@ -124,7 +135,7 @@ class SelectOptions(_Strict):
         return bool(self.find or self.box or self.point or self.mask)
 
 
-def _mask_given(info: ValidationInfo) -> bool:
+def mask_given(info: ValidationInfo) -> bool:
     """A mask passed to the Python API as an array/image (not a path) counts as a target."""
     return bool(info.context and info.context.get("mask_given"))
 
@@ -133,13 +144,18 @@ class SegmentOptions(SelectOptions):
     """Options of ``promptpaint segment`` / ``Pipeline.segment``."""
 
 
-class _EditBase(SelectOptions):
+class EditOptions(SelectOptions):
+    """What every edit shares: the selection, and how the selected area is generated. Each
+    operation's options (``ReplaceEdit``, ``RemoveEdit``...) extend it with an ``op`` and its own."""
+
+    op: str
     prompt: str = Field("", description="what to paint")
     negative_prompt: str = Field("", description="what to avoid")
     seed: int | None = Field(None, description="random seed; chosen and recorded when omitted")
     steps: int | None = Field(None, ge=1, le=500, description="denoising steps (model default when omitted)")
     guidance: float | None = Field(None, ge=0, description="classifier-free guidance scale (model default when omitted)")
-    strength: float = Field(1.0, gt=0, le=1, description="how much of the masked area is re-noised (1 = fully)")
+    strength: float | None = Field(None, gt=0, le=1, description="how much of the masked area is re-noised "
+                                   "(1 = fully; model default when omitted)")
     variants: int = Field(1, ge=1, le=16, description="how many results to generate")
     feather: int | None = Field(None, ge=0, description="soft edge width in pixels (operation default when omitted)")
     padding: float = Field(0.5, ge=0, description="context around the mask: <1 a fraction of its size, else pixels")
@@ -148,80 +164,26 @@ class _EditBase(SelectOptions):
     remover: str | None = None
 
 
-class ReplaceEdit(_EditBase):
-    """Repaint what ``find`` selects, or everything except what ``keep`` selects."""
+class Limits(_Strict):
+    """Limits that keep one request from taking the process down, passed to the Pipeline (the
+    server fills them from ``serve --max-pixels``)."""
 
-    op: Literal["replace"] = "replace"
-    keep: list[str] = Field(default_factory=list, description="keep this and repaint everything else")
+    max_pixels: int | None = Field(None, gt=0, description="largest image, mask or outpaint canvas in pixels "
+                                   "(default: $PROMPTPAINT_MAX_PIXELS, else 64,000,000)")
 
-    _keep = field_validator("keep", mode="before")(lambda cls, v: _split_labels(v))
+    @property
+    def pixel_limit(self) -> int:
+        """The limit in force (the environment is read now, so a test or server can change it)."""
+        from promptpaint.core.images import max_pixels_limit
 
-    @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> ReplaceEdit:
-        if not self.prompt.strip():
-            raise ValueError("replace needs --prompt (what to paint)")
-        if self.keep and self.find:
-            raise ValueError("use either --find (repaint it) or --keep (repaint everything else), not both")
-        if not (self.keep or self.has_target or _mask_given(info)):
-            raise ValueError("replace needs --find, --keep, --box, --point or --mask")
-        return self
-
-
-class RemoveEdit(_EditBase):
-    """Erase what is selected and fill the hole plausibly (no prompt needed)."""
-
-    op: Literal["remove"] = "remove"
-
-    @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> RemoveEdit:
-        if not (self.has_target or _mask_given(info)):
-            raise ValueError("remove needs --find, --box, --point or --mask")
-        return self
-
-
-class OutpaintEdit(_EditBase):
-    """Extend the canvas (exactly one of aspect, expand, size) and fill the new area."""
-
-    op: Literal["outpaint"] = "outpaint"
-    aspect: str | None = Field(None, description="target aspect ratio, e.g. 16:9")
-    expand: str | None = Field(None, description="pixels to add: L,T,R,B")
-    size: str | None = Field(None, description="new canvas size WxH")
-    anchor: str = Field("center", description="where the original sits: " + ", ".join(ANCHORS))
-    overlap: int = Field(0, ge=0, description="pixels of the original repainted and blended at the seam for a "
-                         "softer join (0 keeps the original byte-identical; it is always the model's context)")
-
-    @field_validator("expand", "size", mode="before")
-    @classmethod
-    def _to_text(cls, v: Any) -> Any:
-        return ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else v
-
-    @model_validator(mode="after")
-    def _check(self) -> OutpaintEdit:
-        if self.has_target or self.exclude:
-            raise ValueError("outpaint extends the canvas; it takes no --find, --exclude, --box, --point or --mask")
-        given = [v for v in (self.aspect, self.expand, self.size) if v not in (None, "")]
-        if len(given) != 1:
-            raise ValueError("outpaint needs exactly one of --aspect, --expand or --size")
-        if self.aspect:
-            parse_aspect(self.aspect)
-        if self.expand:
-            parse_expand(self.expand)
-        if self.size:
-            parse_size(self.size)
-        if self.anchor not in ANCHORS:
-            raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}")
-        return self
-
-
-Edit = Annotated[Union[ReplaceEdit, RemoveEdit, OutpaintEdit], Field(discriminator="op")]
-EDIT_TYPES: dict[str, type[_EditBase]] = {"replace": ReplaceEdit, "remove": RemoveEdit, "outpaint": OutpaintEdit}
+        return max_pixels_limit(self.max_pixels)
 
 
 def format_validation_error(error: ValidationError, where: str = "") -> str:
     """One line per problem, naming the option as the CLI spells it."""
     lines = []
     for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"] if p not in EDIT_TYPES)
+        loc = ".".join(str(p) for p in item["loc"])
         name = "--" + loc.replace("_", "-") if loc else ""
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
@@ -241,11 +203,3 @@ def parse_options(cls: type[BaseModel], values: dict[str, Any], where: str = "",
         raise InvalidOptionError(format_validation_error(error, where)) from None
     except InvalidOptionError as error:
         raise InvalidOptionError(f"{where}{error}") from None
-
-
-def parse_edit(values: dict[str, Any], where: str = "", mask_given: bool = False) -> _EditBase:
-    """A dict with an ``op`` key (replace, remove, outpaint) -> the typed edit."""
-    op = values.get("op")
-    if op not in EDIT_TYPES:
-        raise InvalidOptionError(f"{where}op must be one of {', '.join(EDIT_TYPES)}, got {op!r}")
-    return parse_options(EDIT_TYPES[op], values, where, mask_given)

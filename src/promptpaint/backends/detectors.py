@@ -6,24 +6,16 @@ original image's pixel coordinates, clamped to the image, with duplicates per la
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 
 from promptpaint.backends.base import LRU, TransformersBackend
+from promptpaint.backends.protocols import Detector
 from promptpaint.backends.registry import ModelRef, cached
 from promptpaint.core.geometry import clamp_boxes, nms
 from promptpaint.core.images import image_hash
 from promptpaint.core.types import Detections
 
 NMS_IOU = 0.8
-
-
-class Detector(Protocol):
-    model_id: str
-
-    def detect(self, image: np.ndarray, labels: list[str], box_threshold: float,
-               text_threshold: float) -> Detections: ...
 
 
 def _finish(xyxy, scores, labels: list[str], size: tuple[int, int]) -> Detections:
@@ -44,6 +36,11 @@ class _TransformersDetector(TransformersBackend):
     """Runs the model once per (image, labels) and keeps the raw scores in a small cache, so
     moving a threshold slider re-filters without another forward pass."""
 
+    returns_masks = False
+    batches = True
+    default_box_threshold = 0.3
+    default_text_threshold: float | None = 0.25
+
     def __init__(self, ref: ModelRef, device: str, dtype: str):
         super().__init__(ref, device, dtype)
         self._raw = LRU(8)
@@ -58,14 +55,17 @@ class _TransformersDetector(TransformersBackend):
         return self._raw.computed
 
     def detect(self, image, labels, box_threshold, text_threshold):
-        """Boxes whose score passes ``box_threshold`` and whose best label passes ``text_threshold``."""
+        """Boxes whose score passes ``box_threshold`` and whose best label passes ``text_threshold``
+        (None: no text threshold)."""
         h, w = image.shape[:2]
         raw = self._raw.get_or_compute((image_hash(image), tuple(labels)),
                                        lambda: self._forward([image], list(labels))[0])
         per_label, box_scores, xyxy = raw
         best = per_label.argmax(axis=1)
         scores = per_label[np.arange(len(best)), best]
-        keep = (box_scores > box_threshold) & (scores > text_threshold)
+        keep = box_scores > box_threshold
+        if text_threshold is not None:
+            keep &= scores > text_threshold
         return _finish(xyxy[keep], scores[keep], [labels[i] for i in best[keep]], (w, h))
 
     def detect_many(self, images: list[np.ndarray], labels: list[str]) -> None:
@@ -141,6 +141,8 @@ class Owlv2Detector(_TransformersDetector):
     """OWLv2 scores every image patch's box against each text query; there is no separate text
     threshold (``text_threshold`` is ignored)."""
 
+    default_text_threshold = None
+
     def _forward(self, images, labels):
         from PIL import Image
 
@@ -158,7 +160,7 @@ class Owlv2Detector(_TransformersDetector):
         return raws
 
     def detect(self, image, labels, box_threshold, text_threshold):
-        return super().detect(image, labels, box_threshold, -1.0)
+        return super().detect(image, labels, box_threshold, None)
 
 
 def load_detector(ref: ModelRef, device: str, dtype: str) -> Detector:

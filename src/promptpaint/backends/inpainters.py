@@ -8,40 +8,18 @@ whole photo squashed. One loaded pipeline per process serves replace, remove and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 
+from promptpaint.backends.protocols import Inpainter
 from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
 from promptpaint.backends.runtime import enable_fast_math, pick_dtype
 from promptpaint.errors import UnsupportedOperationError
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
-
 # Above this many pixels per side, the VAE decodes in tiles to bound memory.
 VAE_TILING_SIDE = 1280
-
-
-class Inpainter(Protocol):
-    model_id: str
-    family: str
-    working_size: int  # the resolution the model was trained at (pixels per side)
-    multiple: int  # generated sizes must be multiples of this
-    upscale: bool  # whether small windows should be enlarged to the working size
-    needs_prompt: bool
-    default_steps: int
-    default_guidance: float
-
-    batches: bool  # whether one call takes a mask and a prompt per image (see DiffusersInpainter)
-
-    def inpaint(self, images: list[np.ndarray], mask: np.ndarray, *, prompt: str, negative_prompt: str,
-                seeds: list[int], steps: int | None, guidance: float | None, strength: float,
-                progress: Progress | None = None) -> list[np.ndarray]:
-        """Repaint the True area of ``mask`` in each image (all of one size); one output per image."""
-        ...
 
 
 class DiffusersInpainter:
@@ -50,6 +28,7 @@ class DiffusersInpainter:
     needs_prompt = True
     upscale = True
     batches = True  # mask, prompt and negative_prompt may also be lists, one per image
+    default_strength = 1.0
 
     #: family -> (default steps, default guidance). DPM++ 2M (Karras) reaches SD's 50-step PNDM
     #: quality in about 25 steps; FLUX.1 Fill's card recommends 28 to 50 steps at guidance 30.
@@ -65,6 +44,7 @@ class DiffusersInpainter:
         self.device = device
         self.dtype = pick_dtype(dtype, device, generative=True)
         self.default_steps, self.default_guidance = self.DEFAULTS[ref.family]
+        self.takes_negative_prompt = ref.family != "flux-fill"  # FLUX.1 Fill uses no classifier-free guidance
         enable_fast_math(device)
         try:
             from diffusers.utils import logging as diffusers_logging
@@ -121,6 +101,7 @@ class DiffusersInpainter:
         if w % self.multiple or h % self.multiple:
             raise ValueError(f"inpaint size {w}x{h} is not a multiple of {self.multiple}")
         steps = steps or self.default_steps
+        strength = self.default_strength if strength is None else strength
         kwargs = dict(
             prompt=prompts,
             image=[Image.fromarray(im) for im in images],
@@ -132,11 +113,10 @@ class DiffusersInpainter:
             generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
             output_type="np",
         )
-        if self.family == "flux-fill":
-            if any(negatives):
-                raise UnsupportedOperationError("FLUX.1 Fill takes no negative prompt; drop --negative-prompt")
-        else:
+        if self.takes_negative_prompt:
             kwargs["negative_prompt"] = negatives
+        elif any(negatives):
+            raise UnsupportedOperationError("FLUX.1 Fill takes no negative prompt; drop --negative-prompt")
         if progress is not None:
             total = max(1, min(steps, int(steps * strength)))
 

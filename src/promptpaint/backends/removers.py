@@ -20,10 +20,15 @@ from promptpaint.errors import ModelLoadError
 
 
 class _Remover:
+    """Fills from the surroundings: no prompt, no steps, no guidance, no strength."""
+
     needs_prompt = False
+    takes_negative_prompt = False
     upscale = False
-    default_steps = 1
-    default_guidance = 0.0
+    batches = False
+    default_steps = None
+    default_guidance = None
+    default_strength = None
     working_size = 1024
 
 

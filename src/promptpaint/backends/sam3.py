@@ -6,7 +6,6 @@ against that single encoding (the vision features are expanded as views, not cop
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from promptpaint.backends.base import LRU, TransformersBackend
@@ -21,6 +20,16 @@ MASK_THRESHOLD = 0.5
 
 
 class Sam3TextSegmenter(TransformersBackend):
+    """Both a segmenter that finds from text and a detector that returns masks."""
+
+    finds_from_text = True
+    takes_boxes = False
+    takes_points = False
+    batches = False
+    returns_masks = True
+    default_box_threshold = 0.3
+    default_text_threshold = None
+
     def __init__(self, ref: ModelRef, device: str, dtype: str):
         super().__init__(ref, device, dtype)
         self._vision_cache = LRU(CACHE_SIZE)
@@ -83,6 +92,11 @@ class Sam3TextSegmenter(TransformersBackend):
             parts.append(Detections(boxes, scores, [label] * int(keep.sum()), masks[keep], (w, h)))
         found = Detections.concat(parts)
         return found if len(found) else Detections.empty((w, h))
+
+    def detect(self, image: np.ndarray, labels: list[str], box_threshold: float,
+               text_threshold: float | None = None) -> Detections:
+        """As a detector: every instance, with its mask (SAM 3 has no text threshold)."""
+        return self.detect_and_segment(image, labels, box_threshold)
 
     def segment(self, image, boxes=None, points=None):
         raise UnsupportedOperationError("the SAM 3 backend here takes text prompts; for --box or --point "

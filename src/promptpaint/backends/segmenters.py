@@ -9,25 +9,16 @@ the original resolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from promptpaint.backends.base import LRU, TransformersBackend
+from promptpaint.backends.protocols import Segmenter
 from promptpaint.backends.registry import ModelRef, cached
 from promptpaint.core.images import image_hash
 
 EMBEDDING_CACHE_SIZE = 4
-
-
-class Segmenter(Protocol):
-    model_id: str
-
-    def segment(self, image: np.ndarray, boxes: np.ndarray | None = None,
-                points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (N, 4) -> N masks; points (P, 3) x,y,label -> one more mask. Returns
-        (masks (M, H, W) bool, scores (M,) predicted IoU)."""
-        ...
 
 
 @dataclass
@@ -39,6 +30,11 @@ class _Encoded:
 
 class _SamFamily(TransformersBackend):
     """Shared code for SAM and SAM 2 (they differ in post-processing only)."""
+
+    takes_boxes = True
+    takes_points = True
+    finds_from_text = False
+    batches = True
 
     def __init__(self, ref: ModelRef, device: str, dtype: str):
         super().__init__(ref, device, dtype)

@@ -96,7 +96,7 @@ def run_batch(settings: BatchSettings) -> BatchSummary:
         todo = [item for item in items if item.input not in finished]
         summary = BatchSummary(total=len(items), skipped=len(items) - len(todo), manifest=results.path)
         started = time.perf_counter()
-        with _Progress(len(todo), settings.progress) as progress:
+        with _ItemBar(len(todo), settings.progress) as progress:
             def record(row: dict[str, Any]) -> bool:
                 results.append(row)
                 progress.count(row, summary)
@@ -147,7 +147,7 @@ def _run_engine(todo: list[BatchItem], config: WorkerConfig, record, settings: B
         run_local(todo, config, record)
 
 
-class _Progress:
+class _ItemBar:
     """A tqdm bar with ETA on stderr (hidden when stderr is no terminal); counts rows thread-safely."""
 
     def __init__(self, total: int, enabled: bool | None):
@@ -166,7 +166,7 @@ class _Progress:
                 self.bar.set_postfix(failed=summary.failed, refresh=False)
             self.bar.update(1)
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> _ItemBar:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -132,10 +132,10 @@ def _check_not_same(root: Path, out_dir: Path) -> None:
 
 # ------------------------------------------------------------------------------------- manifests
 def edit_fields() -> set[str]:
-    """Recipe fields a manifest row may override (those of any edit type)."""
-    from promptpaint.options import EDIT_TYPES
+    """Recipe fields a manifest row may override (those of any operation)."""
+    from promptpaint.operations import option_fields
 
-    return set().union(*(cls.model_fields for cls in EDIT_TYPES.values())) - _FORBIDDEN_COLUMNS
+    return option_fields() - _FORBIDDEN_COLUMNS
 
 
 def _manifest(path: Path) -> Iterator[_Found]:

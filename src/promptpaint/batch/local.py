@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promptpaint.batch.items import BatchItem
-from promptpaint.batch.worker import ItemWorker, Job, WorkerConfig
+from promptpaint.batch.worker import ItemTask, ItemWorker, WorkerConfig
 
 #: items decoded ahead of the model (beyond one batch), and edited images waiting for the writer
 PREFETCH = 2
@@ -40,9 +40,9 @@ def run_local(items: list[BatchItem], config: WorkerConfig, record: Callable[[di
     reader.start()
     writer.start()
     try:
-        while jobs := _take(to_edit, stop, batch_size):
-            for job in worker.edit_many(jobs):
-                _put(to_write, job, writer)
+        while tasks := _take(to_edit, stop, batch_size):
+            for task in worker.edit_many(tasks):
+                _put(to_write, task, writer)
     except BaseException:
         stop.set()  # e.g. Ctrl-C: the writer still finishes what is queued
         raise
@@ -90,10 +90,10 @@ class _Reader(_Stage):
             for item in self.items:
                 if self.stop.is_set():
                     break
-                job = self.worker.read(item)
+                task = self.worker.read(item)
                 while not self.stop.is_set():
                     try:
-                        self.target.put(job, timeout=_POLL_S)
+                        self.target.put(task, timeout=_POLL_S)
                         break
                     except queue.Full:
                         continue
@@ -103,7 +103,7 @@ class _Reader(_Stage):
 
 
 class _Writer(_Stage):
-    """Writes each edited job's files, then records its row."""
+    """Writes each edited task's files, then records its row."""
 
     def __init__(self, worker: ItemWorker, source: queue.Queue, record: Callable[[dict], bool],
                  stop: threading.Event):
@@ -111,13 +111,13 @@ class _Writer(_Stage):
         self.worker, self.source, self.record = worker, source, record
 
     def work(self) -> None:
-        while (job := self.source.get()) is not _END:
-            if not self.record(self.worker.write(job)):
+        while (task := self.source.get()) is not _END:
+            if not self.record(self.worker.write(task)):
                 self.stop.set()
 
 
-def _get(source: queue.Queue, stop: threading.Event) -> Job | object:
-    """The next job for the model, or _END once the reader is done or the run is stopping."""
+def _get(source: queue.Queue, stop: threading.Event) -> ItemTask | object:
+    """The next task for the model, or _END once the reader is done or the run is stopping."""
     while not stop.is_set():
         try:
             return source.get(timeout=_POLL_S)
@@ -126,27 +126,27 @@ def _get(source: queue.Queue, stop: threading.Event) -> Job | object:
     return _END
 
 
-def _take(source: queue.Queue, stop: threading.Event, batch_size: int) -> list[Job]:
-    """The next jobs for the model: wait for one, then add what is ready, up to ``batch_size``.
+def _take(source: queue.Queue, stop: threading.Event, batch_size: int) -> list[ItemTask]:
+    """The next tasks for the model: wait for one, then add what is ready, up to ``batch_size``.
     Empty once the reader is done (its _END is put back for the next call) or the run stops."""
     first = _get(source, stop)
     if first is _END:
         return []
-    jobs = [first]
-    while len(jobs) < batch_size:
+    tasks = [first]
+    while len(tasks) < batch_size:
         try:
-            job = source.get_nowait()
+            task = source.get_nowait()
         except queue.Empty:
             break
-        if job is _END:
+        if task is _END:
             source.put(_END)  # the queue has room: we just took from it
             break
-        jobs.append(job)
-    return jobs
+        tasks.append(task)
+    return tasks
 
 
 def _drain(source: queue.Queue) -> None:
-    """Unblock a reader waiting on a full queue (its jobs are dropped: nothing was done for them)."""
+    """Unblock a reader waiting on a full queue (its tasks are dropped: nothing was done for them)."""
     while True:
         try:
             source.get_nowait()
@@ -154,11 +154,11 @@ def _drain(source: queue.Queue) -> None:
             return
 
 
-def _put(target: queue.Queue, job: Any, writer: threading.Thread) -> None:
-    """Put unless the writer is gone (it died on an error: nobody would take the job)."""
+def _put(target: queue.Queue, task: Any, writer: threading.Thread) -> None:
+    """Put unless the writer is gone (it died on an error: nobody would take the task)."""
     while writer.is_alive():
         try:
-            target.put(job, timeout=_POLL_S)
+            target.put(task, timeout=_POLL_S)
             return
         except queue.Full:
             continue

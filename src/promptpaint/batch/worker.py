@@ -2,7 +2,7 @@
 
 The three stages are separate methods so the local engine can run them on three threads (decode
 ahead, model in the middle, encode behind) while a Ray actor calls :meth:`ItemWorker.process_many`.
-No stage raises for a bad item: its error travels with the job and ends up in the row. A model that
+No stage raises for a bad item: its error travels with the task and ends up in the row. A model that
 cannot be loaded (:class:`ModelLoadError`) is no item's fault and stops the run instead.
 """
 
@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
 from typing import Any
 
 from promptpaint.batch.items import BatchItem, contained_path, item_seed
@@ -51,8 +50,8 @@ class WorkerConfig:
 
 
 @dataclass
-class Job:
-    """An item on its way through the stages."""
+class ItemTask:
+    """An item on its way through the stages (read, edit, write)."""
 
     item: BatchItem
     recipe: Any = None  # promptpaint.pipeline.recipe.Recipe, seeds filled in
@@ -84,66 +83,65 @@ class ItemWorker:
 
     def process_many(self, items: list[BatchItem]) -> list[dict[str, Any]]:
         """Read, edit (``batch_size`` at a time) and write the items, as a Ray actor does."""
-        return [self.write(job) for job in self.edit_many([self.read(item) for item in items])]
+        return [self.write(task) for task in self.edit_many([self.read(item) for item in items])]
 
-    def read(self, item: BatchItem) -> Job:
+    def read(self, item: BatchItem) -> ItemTask:
         """Parse the item's recipe (row overrides, stable seeds), then decode the image."""
         from promptpaint.core.images import load_image
 
-        job = Job(item)
-        with _stage(job, "read"):
-            job.recipe = item_recipe(self.config.recipe, item)
-            job.image = load_image(item.source)
-        return job
+        task = ItemTask(item)
+        with _stage(task, "read"):
+            task.recipe = item_recipe(self.config.recipe, item)
+            task.image = load_image(item.source)
+        return task
 
-    def edit(self, job: Job) -> Job:
-        if job.error is None:
-            with _stage(job, "edit"):
-                job.result = self.pipeline.run(job.image, job.recipe)
-        return job
+    def edit(self, task: ItemTask) -> ItemTask:
+        if task.error is None:
+            with _stage(task, "edit"):
+                task.result = self.pipeline.run(task.image, task.recipe)
+        return task
 
-    def edit_many(self, jobs: list[Job]) -> list[Job]:
-        """Edit the jobs ``batch_size`` at a time (batched model calls, see ``Pipeline.run_many``);
-        each job's ``edit`` time is its share of its batch's."""
-        ready = [job for job in jobs if job.error is None]
+    def edit_many(self, tasks: list[ItemTask]) -> list[ItemTask]:
+        """Edit the tasks ``batch_size`` at a time (batched model calls, see ``Pipeline.run_many``);
+        each task's ``edit`` time is its share of its batch's."""
+        ready = [task for task in tasks if task.error is None]
         if self.batch_size == 1 or len(ready) <= 1:
-            return [self.edit(job) for job in jobs]
+            return [self.edit(task) for task in tasks]
         for start in range(0, len(ready), self.batch_size):
             self._edit_together(ready[start:start + self.batch_size])
-        return jobs
+        return tasks
 
-    def _edit_together(self, ready: list[Job]) -> None:
+    def _edit_together(self, ready: list[ItemTask]) -> None:
         started = time.perf_counter()
-        outcomes = self.pipeline.run_many([(job.image, job.recipe) for job in ready], batch_size=len(ready))
+        outcomes = self.pipeline.run_many([(task.image, task.recipe) for task in ready], batch_size=len(ready))
         share = round((time.perf_counter() - started) / len(ready), 4)
-        for job, outcome in zip(ready, outcomes):
-            job.timings["edit"] = share
+        for task, outcome in zip(ready, outcomes):
+            task.timings["edit"] = share
             if isinstance(outcome, Exception):
-                job.error = outcome
+                task.error = outcome
                 if not isinstance(outcome, PromptPaintError):
-                    log.info("%s: edit failed", job.item.input, exc_info=outcome)
+                    log.info("%s: edit failed", task.item.input, exc_info=outcome)
             else:
-                job.result = outcome
+                task.result = outcome
 
-    def write(self, job: Job) -> dict[str, Any]:
-        """Write every variant atomically, then describe the job as a manifest row."""
+    def write(self, task: ItemTask) -> dict[str, Any]:
+        """Write every variant atomically, then describe the task as a manifest row."""
         outputs: list[str] = []
-        if job.error is None:
-            with _stage(job, "write"):
-                outputs = self._save(job)
-        return manifest_row(job, outputs)
+        if task.error is None:
+            with _stage(task, "write"):
+                outputs = self._save(task)
+        return manifest_row(task, outputs)
 
-    def _save(self, job: Job) -> list[str]:
-        from promptpaint.core.images import save_image
-        from promptpaint.pipeline.recipe import recipe_metadata, variant_recipe
+    def _save(self, task: ItemTask) -> list[str]:
+        from promptpaint.core.images import atomic_write_bytes, format_for_path
+        from promptpaint.pipeline.output import check_outputs, encode_variant, variant_paths
 
-        result = job.result
-        names = variant_names(job.item.output, len(result.variants))
-        for i, (name, rgb) in enumerate(zip(names, result.variants)):
-            save_image(contained_path(self.config.out_dir, name), rgb, result.alpha,
-                       metadata=recipe_metadata(variant_recipe(result.recipe, i)),
-                       overwrite=self.config.overwrite, protect=[job.item.source],
-                       icc_profile=job.image.icc_profile)
+        result = task.result
+        names = variant_paths(task.item.output, len(result.variants))
+        for i, name in enumerate(names):
+            path = contained_path(self.config.out_dir, name)
+            check_outputs([path], inputs=[task.item.source], overwrite=self.config.overwrite)
+            atomic_write_bytes(path, encode_variant(result, i, format_for_path(path)))
         return names
 
 
@@ -157,26 +155,18 @@ def item_recipe(recipe: dict[str, Any], item: BatchItem):
     return Recipe(edits, parsed.pipeline)
 
 
-def variant_names(output: str, count: int) -> list[str]:
-    """``a/b.png`` for one variant; ``a/b_0.png``, ``a/b_1.png``... for several (as ``promptpaint run``)."""
-    if count == 1:
-        return [output]
-    path = PurePosixPath(output)
-    return [str(path.with_name(f"{path.stem}_{i}{path.suffix}")) for i in range(count)]
-
-
-def manifest_row(job: Job, outputs: list[str]) -> dict[str, Any]:
-    seeds = job.seeds
-    timings = dict(job.timings)
+def manifest_row(task: ItemTask, outputs: list[str]) -> dict[str, Any]:
+    seeds = task.seeds
+    timings = dict(task.timings)
     timings["total"] = round(sum(timings.values()), 4)
     return {
-        "input": job.item.input,
-        "source": job.item.source,
+        "input": task.item.input,
+        "source": task.item.source,
         "output": outputs[0] if outputs else None,
         "outputs": outputs,
-        "status": FAILED if job.error is not None else DONE,
-        "error": describe_error(job.error) if job.error is not None else None,
-        "error_type": type(job.error).__name__ if job.error is not None else None,
+        "status": FAILED if task.error is not None else DONE,
+        "error": describe_error(task.error) if task.error is not None else None,
+        "error_type": type(task.error).__name__ if task.error is not None else None,
         "seed": seeds[0] if seeds else None,
         "seeds": seeds,
         "timings": timings,
@@ -191,16 +181,16 @@ def describe_error(error: BaseException) -> str:
 
 
 @contextmanager
-def _stage(job: Job, name: str) -> Iterator[None]:
-    """Time a stage; an exception becomes the job's error instead of stopping the batch."""
+def _stage(task: ItemTask, name: str) -> Iterator[None]:
+    """Time a stage; an exception becomes the task's error instead of stopping the batch."""
     started = time.perf_counter()
     try:
         yield
     except ModelLoadError:
         raise  # not the item's fault: every item would fail the same way, so the run stops
     except Exception as error:  # one bad item must not end the run
-        job.error = error
+        task.error = error
         if not isinstance(error, PromptPaintError):  # an unexpected error: keep the traceback for -v
-            log.info("%s: %s failed", job.item.input, name, exc_info=error)
+            log.info("%s: %s failed", task.item.input, name, exc_info=error)
     finally:
-        job.timings[name] = round(time.perf_counter() - started, 4)
+        task.timings[name] = round(time.perf_counter() - started, 4)

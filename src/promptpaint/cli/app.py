@@ -15,12 +15,14 @@ from typing import Any
 
 import click
 
-from promptpaint import __version__
+from promptpaint import __version__, operations
 from promptpaint.cli.options import given, options_from
-from promptpaint.errors import InvalidOptionError, OutputExistsError, PromptPaintError
-from promptpaint.options import ModelOptions, OutpaintEdit, RemoveEdit, ReplaceEdit, SegmentOptions
+from promptpaint.errors import InvalidOptionError, PromptPaintError
+from promptpaint.operations import Operation
+from promptpaint.options import DEFAULT_MODELS, EditOptions, ModelOptions, SegmentOptions, SelectOptions
 
-EDIT_SKIP = ("detector", "segmenter", "inpainter", "remover")  # given once, as model options
+#: fields of every edit given once per command, as model options (--detector...)
+MODEL_ROLES = tuple(DEFAULT_MODELS)
 
 
 class _Group(click.Group):
@@ -83,22 +85,18 @@ def _progress_bar():
                                     "min_area", "dilate", "detector", "segmenter"))
 @options_from(ModelOptions, skip=("segmenter", "inpainter", "remover", "offload", "compile"))
 def detect(image: Path, **values: Any) -> None:
-    """Print what the detector finds as JSON (boxes in pixels, scores, labels)."""
-    from promptpaint.core.serialize import detections_to_json
-    from promptpaint.errors import NothingFoundError
+    """Print what the detector finds as JSON (boxes in pixels, scores, labels, thresholds used)."""
+    from promptpaint.core.serialize import detect_to_json
+    from promptpaint.options import parse_options
+    from promptpaint.pipeline.selection import require_found
 
-    opts = given(values, SegmentOptions)
-    if not opts.get("find"):
+    opts = parse_options(SegmentOptions, given(values, SegmentOptions))
+    if not opts.find:
         raise InvalidOptionError("detect needs --find (what to look for)")
-    pipe = _pipeline(values)
-    dets = pipe.detect(image, opts["find"], box_threshold=opts.get("box_threshold", 0.3),
-                       text_threshold=opts.get("text_threshold", 0.25))
-    labels = [label for f in opts["find"] for label in f.split(".") if label.strip()]
-    missing = [label.strip() for label in labels if label.strip() not in dets.labels]
-    click.echo(json.dumps({"image_size": list(dets.image_size or ()), "detector": pipe.models.detector,
-                           "detections": detections_to_json(dets, with_masks=False)}, indent=2))
-    if missing:
-        raise NothingFoundError(missing)
+    dets = _pipeline(values).detect(image, opts.find, box_threshold=opts.box_threshold,
+                                    text_threshold=opts.text_threshold)
+    click.echo(json.dumps(detect_to_json(dets), indent=2))
+    require_found(dets, opts.find)
 
 
 # ------------------------------------------------------------------------------------------ segment
@@ -111,32 +109,13 @@ def detect(image: Path, **values: Any) -> None:
 @click.option("--overwrite", is_flag=True, help="replace the files of an earlier run in the folder")
 def segment(image: Path, out_dir: Path, overwrite: bool, **values: Any) -> None:
     """Write the mask of what --find names (minus --exclude) and how it was found."""
-    from promptpaint.core.annotate import overlay
-    from promptpaint.core.images import atomic_write_text, load_image, save_image, save_mask
-    from promptpaint.core.serialize import safe_name, segmentation_to_json
+    from promptpaint.core.images import load_image
+    from promptpaint.pipeline.output import check_segment_folder, write_segmentation
 
-    earlier = [p for p in (out_dir / "mask.png", out_dir / "detections.json") if p.exists()]
-    if earlier and not overwrite:
-        raise OutputExistsError(f"{out_dir} already holds a segmentation; pass --overwrite to replace it")
+    check_segment_folder(out_dir, overwrite=overwrite)
     loaded = load_image(image)
-    pipe = _pipeline(values)
-    seg = pipe.segment(loaded, **given(values, SegmentOptions))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("instance_*.png"):  # a new run may find fewer instances
-        old.unlink()
-    protect = [image]
-    save_mask(out_dir / "mask.png", seg.mask, protect=protect)
-    files = []
-    for i, label in enumerate(seg.detections.labels):
-        name = f"instance_{i:02d}_{safe_name(label)}.png"
-        save_mask(out_dir / name, seg.detections.masks[i], protect=protect)
-        files.append(name)
-    save_image(out_dir / "overlay.png", overlay(loaded.rgb, seg.detections, seg.mask, seg.excluded), protect=protect)
-    report = segmentation_to_json(seg)
-    for item, name in zip(report["instances"], files):
-        item["file"] = name
-    report.update({"image": str(image), "detector": report.get("detector"), "mask_file": "mask.png"})
-    atomic_write_text(out_dir / "detections.json", json.dumps(report, indent=2))
+    seg = _pipeline(values).segment(loaded, **given(values, SegmentOptions))
+    report = write_segmentation(seg, loaded, out_dir, inputs=[image], overwrite=overwrite)
     click.echo(f"{len(seg.detections)} instance(s), {report['mask_area']} px selected -> {out_dir}")
 
 
@@ -150,81 +129,57 @@ def _output_options(func):
     return func
 
 
-def _default_output(image: Path, op: str) -> Path:
-    return image.with_name(f"{image.stem}.{op}.png")
+def _check_outputs(image: Path, output: Path | None, variants: int, save_mask: Path | None, overwrite: bool,
+                   op: str) -> Path:
+    """Refuse an output that exists (without --overwrite) or is the input, before any model loads."""
+    from promptpaint.pipeline.output import check_outputs, default_output, variant_paths
+
+    output = output or default_output(image, op)
+    check_outputs(variant_paths(output, variants), inputs=[image], overwrite=overwrite, masks=[save_mask])
+    return output
 
 
-def _write_result(result, image: Path, output: Path | None, save_mask_path: Path | None,
-                  overwrite: bool, op: str) -> None:
-    """Write every variant and the mask atomically; never the input, never half a result."""
-    from promptpaint.core.images import format_for_path, save_image, save_mask
-    from promptpaint.pipeline.recipe import recipe_metadata, variant_recipe
-
-    output = output or _default_output(image, op)
-    format_for_path(output)  # an unknown suffix fails before any file is written
-    paths = [output] if len(result.variants) == 1 else \
-        [output.with_name(f"{output.stem}_{i}{output.suffix}") for i in range(len(result.variants))]
-    for path in paths + ([save_mask_path] if save_mask_path else []):
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
-        if path.resolve() == image.resolve():
-            raise OutputExistsError(f"{path} is the input image; choose another --output")
-    for i, (path, variant) in enumerate(zip(paths, result.variants)):
-        save_image(path, variant, result.alpha, metadata=recipe_metadata(variant_recipe(result.recipe, i)),
-                   overwrite=True, protect=[image])
-    if save_mask_path:
-        save_mask(save_mask_path, result.mask, overwrite=True, protect=[image])
-    for path in paths:
-        click.echo(str(path))
-
-
-def _edit_command(op: str, model: type, values: dict[str, Any], image: Path, output, save_mask_path, overwrite,
-                  extra_models: tuple[str, ...] = ()):
+def _edit_and_write(edit_or_recipe: Any, image: Path, output: Path, save_mask: Path | None, overwrite: bool,
+                    values: dict[str, Any]) -> None:
     from promptpaint.core.images import load_image
-    from promptpaint.options import parse_options
+    from promptpaint.pipeline.output import write_result
 
-    edit = parse_options(model, given(values, model))
     loaded = load_image(image)
     pipe = _pipeline(values)
     update, close = _progress_bar()
     try:
-        result = pipe.edit(loaded, edit, progress=update)
+        if isinstance(edit_or_recipe, EditOptions):
+            result = pipe.edit(loaded, edit_or_recipe, progress=update)
+        else:
+            result = pipe.run(loaded, edit_or_recipe, progress=update)
     finally:
         close()
-    _write_result(result, image, output, save_mask_path, overwrite, op)
+    for path in write_result(result, output, inputs=[image], overwrite=overwrite, mask_path=save_mask):
+        click.echo(str(path))
 
 
-@main.command()
-@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-@options_from(ReplaceEdit, skip=EDIT_SKIP)
-@options_from(ModelOptions, skip=("remover",))
-@_output_options
-def replace(image: Path, output, save_mask, overwrite, **values: Any) -> None:
-    """Repaint what --find selects with --prompt, or everything except --keep (new background)."""
-    _edit_command("replace", ReplaceEdit, values, image, output, save_mask, overwrite)
+def _edit_command(operation: Operation) -> click.Command:
+    """The command of one operation: its options' fields as flags, the models it may load, -o."""
+    hidden = MODEL_ROLES if operation.takes_selection else MODEL_ROLES + tuple(SelectOptions.model_fields)
+    unused_models = tuple(role for role in MODEL_ROLES if role not in operation.model_roles())
+
+    @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+    @options_from(operation.options, skip=hidden)
+    @options_from(ModelOptions, skip=unused_models)
+    @_output_options
+    def command(image: Path, output: Path | None, save_mask: Path | None, overwrite: bool, **values: Any) -> None:
+        edit = operation.parse(given(values, operation.options))
+        output = _check_outputs(image, output, edit.variants, save_mask, overwrite, operation.name)
+        _edit_and_write(edit, image, output, save_mask, overwrite, values)
+
+    return click.command(operation.name, help=operation.summary())(command)
 
 
-@main.command()
-@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-@options_from(RemoveEdit, skip=EDIT_SKIP)
-@options_from(ModelOptions)
-@_output_options
-def remove(image: Path, output, save_mask, overwrite, **values: Any) -> None:
-    """Erase what is selected and fill the hole (LaMa by default; --remover telea needs no download)."""
-    _edit_command("remove", RemoveEdit, values, image, output, save_mask, overwrite)
+for _operation in operations.all_operations():
+    main.add_command(_edit_command(_operation))
 
 
-@main.command()
-@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-@options_from(OutpaintEdit, skip=EDIT_SKIP + ("find", "exclude", "box", "point", "mask", "box_threshold",
-                                             "text_threshold", "pick", "invert", "fill_holes", "min_area", "dilate"))
-@options_from(ModelOptions, skip=("detector", "segmenter", "remover"))
-@_output_options
-def outpaint(image: Path, output, save_mask, overwrite, **values: Any) -> None:
-    """Extend the canvas (--aspect 16:9, --expand L,T,R,B or --size WxH) and fill the new area."""
-    _edit_command("outpaint", OutpaintEdit, values, image, output, save_mask, overwrite)
-
-
+# ------------------------------------------------------------------------------------------ run
 @main.command()
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("recipe", required=False)
@@ -235,20 +190,13 @@ def outpaint(image: Path, output, save_mask, overwrite, **values: Any) -> None:
 def run(image: Path, recipe: str | None, from_image: Path | None, output, save_mask, overwrite,
         **values: Any) -> None:
     """Apply a recipe (YAML/JSON: {"edits": [...]}) of several edits in order."""
-    from promptpaint.core.images import load_image
     from promptpaint.pipeline.recipe import load_recipe
 
     if bool(recipe) == bool(from_image):
         raise InvalidOptionError("give either a RECIPE file or --from-image PNG")
     parsed = load_recipe(str(from_image) if from_image else recipe)
-    loaded = load_image(image)
-    pipe = _pipeline({**parsed.pipeline, **given(values, ModelOptions)})
-    update, close = _progress_bar()
-    try:
-        result = pipe.run(loaded, parsed, progress=update)
-    finally:
-        close()
-    _write_result(result, image, output, save_mask, overwrite, "run")
+    output = _check_outputs(image, output, parsed.edits[-1].variants, save_mask, overwrite, "run")
+    _edit_and_write(parsed, image, output, save_mask, overwrite, {**parsed.pipeline, **given(values, ModelOptions)})
 
 
 # Commands defined in their own modules (their heavy imports stay inside the command bodies).

@@ -58,13 +58,6 @@ def clamp_boxes(xyxy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def scale_boxes(xyxy: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
-    """Rescale boxes from one image size to another (independent x and y factors)."""
-    sx = to_size[0] / from_size[0]
-    sy = to_size[1] / from_size[1]
-    return np.asarray(xyxy, dtype=np.float32).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32)
-
-
 # ---------------------------------------------------------------- windows
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ __all__ = [
     "to_pil",
     "encode_image",
     "format_for_path",
+    "check_writable",
     "save_image",
     "save_mask",
     "atomic_write_bytes",
@@ -507,7 +508,7 @@ def save_image(
     """
     path = Path(path)
     fmt = format_for_path(path)
-    _check_writable(path, overwrite=overwrite, protect=protect)
+    check_writable(path, overwrite=overwrite, protect=protect)
     data = encode_image(rgb, alpha, format=fmt, metadata=metadata, quality=quality, icc_profile=icc_profile)
     return atomic_write_bytes(path, data)
 
@@ -530,11 +531,14 @@ def save_mask(
     if format_for_path(path) != "PNG":
         raise InvalidOptionError(f"masks are written as PNG; use a .png path, not {path}")
     data = encode_mask(mask)
-    _check_writable(path, overwrite=overwrite, protect=protect)
+    check_writable(path, overwrite=overwrite, protect=protect)
     return atomic_write_bytes(path, data)
 
 
-def _check_writable(path: Path, *, overwrite: bool, protect: Iterable[PathLike | None]) -> None:
+def check_writable(path: PathLike, *, overwrite: bool, protect: Iterable[PathLike | None]) -> None:
+    """The overwrite rule: never an input (``protect``), even with ``overwrite``; never an existing
+    file without ``overwrite``; never a directory."""
+    path = Path(path)
     for other in protect:
         if other is not None and isinstance(other, (str, os.PathLike)) and _same_file(path, Path(other)):
             raise OutputExistsError(f"refusing to overwrite the input {other} with the output {path}")

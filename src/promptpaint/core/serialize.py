@@ -29,6 +29,13 @@ def detections_to_json(dets: Detections, with_masks: bool = True) -> list[dict[s
     return items
 
 
+def detect_to_json(dets: Detections) -> dict[str, Any]:
+    """What ``detect`` answers: the image size, how the boxes were found (detector, thresholds
+    used) and the boxes."""
+    return {"image_size": list(dets.image_size or ()), **dets.info,
+            "detections": detections_to_json(dets, with_masks=False)}
+
+
 def segmentation_to_json(seg: Segmentation) -> dict[str, Any]:
     return {
         **seg.info,

@@ -9,9 +9,16 @@ Conventions used everywhere in promptpaint:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+
+
+class Progress(Protocol):
+    """The one progress callback of promptpaint: called ``(step, total)`` after each step of a model
+    pass (a denoising step; a LaMa window), ``step`` counting from 1 in every pass."""
+
+    def __call__(self, step: int, total: int, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,8 @@ class Detections:
     labels: tuple[str, ...]
     masks: np.ndarray | None = None
     image_size: tuple[int, int] | None = None  # (width, height)
+    #: how they were found, for the record: detector id, the thresholds used (as supervision's metadata)
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -59,6 +68,7 @@ class Detections:
             labels=tuple(self.labels[i] for i in idx),
             masks=None if self.masks is None else self.masks[idx],
             image_size=self.image_size,
+            info=self.info,
         )
 
     @classmethod
@@ -78,6 +88,7 @@ class Detections:
             labels=tuple(label for p in parts for label in p.labels),
             masks=np.concatenate([p.masks for p in parts]) if with_masks else None,
             image_size=parts[0].image_size,
+            info=parts[0].info,
         )
 
     def with_masks(self, masks: np.ndarray) -> Detections:
@@ -109,7 +120,8 @@ class EditResult:
 
     ``image`` is the first (or only) variant; ``variants`` holds all of them. ``mask`` is the
     effective edit mask (after dilation and feathering, as bool: True where pixels may differ);
-    ``alpha`` the input's alpha channel carried through (None when the input had none).
+    ``alpha`` the input's alpha channel carried through (None when the input had none), and
+    ``icc_profile`` the input's colour profile (None for plain sRGB): the output writer writes both.
     """
 
     image: np.ndarray
@@ -120,3 +132,4 @@ class EditResult:
     segmentation: Segmentation | None = None
     windows: tuple[Any, ...] = ()  # the crop windows sent to the model (for inspection/tests)
     info: dict[str, Any] = field(default_factory=dict)  # e.g. outpaint canvas size and offset
+    icc_profile: bytes | None = None

@@ -1,6 +1,6 @@
 """Model calls as requests, run one at a time or gathered across images into batched calls.
 
-An edit is written once, as a generator (``Pipeline._edit_steps``): it yields the model calls it
+An edit is written once, as a generator (an operation's ``steps``): it yields the model calls it
 needs and receives their results. :func:`run_alone` answers each request on its own, which is
 what ``Pipeline.edit`` and ``Pipeline.run`` do (one variant per call, so each replays exactly from
 its seed). :func:`run_together` advances the edits of many images in lockstep and answers the
@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from promptpaint.core.types import Progress
 from promptpaint.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ class InpaintCall:
     seed: int
     steps: int | None
     guidance: float | None
-    strength: float
-    progress: Callable[[int, int], None] | None = None
+    strength: float | None
+    progress: Progress | None = None
 
     def batch_key(self) -> tuple:
         """Calls with equal keys can share one model call (prompts, masks and seeds may differ)."""
@@ -66,14 +67,24 @@ Request = SelectHint | InpaintCall
 Steps = Generator[list[Request], list[Any], Any]
 
 
-def run_alone(steps: Steps) -> Any:
-    """Drive one edit, answering each request on its own; its errors propagate."""
+Q = TypeVar("Q")
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def drive(steps: Generator[Q, A, R], answer: Callable[[Q], A]) -> R:
+    """The one driver loop: send each request's answer back until the generator returns."""
     try:
-        requests = next(steps)
+        request = next(steps)
         while True:
-            requests = steps.send([None if isinstance(r, SelectHint) else r.run_alone() for r in requests])
+            request = steps.send(answer(request))
     except StopIteration as done:
         return done.value
+
+
+def run_alone(steps: Steps) -> Any:
+    """Drive one edit, answering each request on its own; its errors propagate."""
+    return drive(steps, lambda requests: [None if isinstance(r, SelectHint) else r.run_alone() for r in requests])
 
 
 def run_together(all_steps: Sequence[Steps]) -> list[Any]:
@@ -129,7 +140,7 @@ def _inpaint_group(calls: list[InpaintCall]) -> list[np.ndarray | Exception]:
     """One model call for the group where the model batches; if it fails, each call alone, so that
     only the call at fault fails."""
     model = calls[0].model
-    if len(calls) > 1 and getattr(model, "batches", False):
+    if len(calls) > 1 and model.batches:
         first = calls[0]
         try:
             return model.inpaint([c.image for c in calls], [c.mask for c in calls],
@@ -157,9 +168,9 @@ def _prefetch(hints: list[SelectHint]) -> None:
     by_segmenter: dict[int, list[SelectHint]] = {}
     by_detector: dict[tuple, list[SelectHint]] = {}
     for hint in hints:
-        if hasattr(hint.segmenter, "encode_many"):
+        if hint.segmenter.batches:
             by_segmenter.setdefault(id(hint.segmenter), []).append(hint)
-        if hint.labels and hasattr(hint.detector, "detect_many"):
+        if hint.labels and hint.detector.batches:
             by_detector.setdefault((id(hint.detector), hint.labels), []).append(hint)
     try:
         for same in by_detector.values():

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptpaint import operations
 from promptpaint.errors import InvalidOptionError
-from promptpaint.options import EDIT_TYPES, ModelOptions, _EditBase, parse_edit
+from promptpaint.options import EditOptions, ModelOptions
 
 #: the PNG text chunk holding the recipe of an output
 METADATA_KEY = "promptpaint"
@@ -22,7 +23,7 @@ PIPELINE_KEYS = {"device", "dtype", "offload", "compile"}
 
 @dataclass
 class Recipe:
-    edits: list[_EditBase]
+    edits: list[EditOptions]
     pipeline: dict[str, Any] = field(default_factory=dict)  # ModelOptions fields given at top level
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,8 +76,7 @@ def load_recipe(source: Any, overrides: dict[str, Any] | None = None) -> Recipe:
     pipeline = {k: data.pop(k) for k in list(data) if k in PIPELINE_KEYS}
     model_keys = set(ModelOptions.model_fields)
     defaults = data
-    all_fields = set().union(*(cls.model_fields for cls in EDIT_TYPES.values()))
-    unknown = sorted(set(defaults) - all_fields - model_keys)
+    unknown = sorted(set(defaults) - operations.option_fields() - model_keys)
     if unknown:
         raise InvalidOptionError(f"recipe: unknown top-level key {unknown[0]!r}")
     overrides = overrides or {}
@@ -84,12 +84,13 @@ def load_recipe(source: Any, overrides: dict[str, Any] | None = None) -> Recipe:
     for i, raw in enumerate(edits, 1):
         if not isinstance(raw, dict):
             raise InvalidOptionError(f"recipe edit {i}: must be a mapping with an 'op'")
-        cls = EDIT_TYPES.get(raw.get("op"))
-        fields = cls.model_fields if cls else {}
+        where = f"recipe edit {i} ({raw.get('op')}): "
+        operation = operations.get(raw.get("op"), where)
+        fields = operation.options.model_fields
         merged = {k: v for k, v in {**defaults, **overrides}.items() if k in fields}
         merged.update(raw)
         merged.update({k: v for k, v in overrides.items() if k in fields})
-        parsed.append(parse_edit(merged, where=f"recipe edit {i} ({raw.get('op')}): "))
+        parsed.append(operation.parse(merged, where=where))
     return Recipe(parsed, pipeline)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +19,8 @@ from promptpaint.core import masks as M
 from promptpaint.core.geometry import Window, context_window, merge_windows, model_size, tile_window
 from promptpaint.core.images import resize_image
 
-#: (crops at model size, mask at model size) -> repainted crops at model size
-Generate = Callable[[list[np.ndarray], np.ndarray], list[np.ndarray]]
+#: (crops at model size, mask at model size) -> what to yield for them (e.g. one InpaintCall per crop)
+Request = Callable[[list[np.ndarray], np.ndarray], Any]
 
 
 @dataclass(frozen=True)
@@ -60,30 +61,18 @@ def job_size(window: Window, settings: StitchSettings) -> tuple[int, int]:
     return (snap(window.width), snap(window.height))
 
 
-def stitch(
-    images: list[np.ndarray],
-    weights: np.ndarray,
-    generate: Generate,
-    settings: StitchSettings,
-) -> tuple[list[np.ndarray], list[WindowJob]]:
+#: yields ``request(crops, mask)`` per window, receives the repainted crops, returns (images, jobs)
+StitchSteps = Generator[Any, list[np.ndarray], tuple[list[np.ndarray], list[WindowJob]]]
+
+
+def stitch_steps(images: list[np.ndarray], weights: np.ndarray, settings: StitchSettings,
+                 request: Request = lambda crops, mask: (crops, mask)) -> StitchSteps:
     """Repaint every image (one per variant) where ``weights > 0``; returns the new images and the
-    jobs that were run. ``weights`` (H, W) float in [0, 1]: 1 = fully generated."""
-    steps = stitch_steps(images, weights, settings)
-    try:
-        crops, crop_mask = next(steps)
-        while True:
-            crops, crop_mask = steps.send(generate(crops, crop_mask))
-    except StopIteration as done:
-        return done.value
+    jobs that were run. ``weights`` (H, W) float in [0, 1]: 1 = fully generated.
 
-
-#: yields (crops at model size, mask at model size), receives the repainted crops, returns (images, jobs)
-StitchSteps = Generator[tuple[list[np.ndarray], np.ndarray], list[np.ndarray], tuple[list[np.ndarray], list[WindowJob]]]
-
-
-def stitch_steps(images: list[np.ndarray], weights: np.ndarray, settings: StitchSettings) -> StitchSteps:
-    """:func:`stitch` as a generator that hands each model call to its driver, so that a batch
-    runner can gather the calls of several images into one (see ``pipeline.batching``)."""
+    A generator: for each window it yields ``request(crops at model size, mask at model size)``
+    and receives the repainted crops, so that its driver (``pipeline.batching``) can gather the
+    calls of several images into one."""
     edit = weights > 0
     canvases = [im.copy() for im in images]
     jobs: list[WindowJob] = []
@@ -103,7 +92,7 @@ def stitch_steps(images: list[np.ndarray], weights: np.ndarray, settings: Stitch
             job_weights = weights[area] * ramp
             size = job_size(tile, settings)
             crops = [resize_image(c[area], size) for c in canvases]
-            results = yield crops, M.resize_mask(job_weights > 0, size)
+            results = yield request(crops, M.resize_mask(job_weights > 0, size))
             for canvas, result in zip(canvases, results):
                 canvas[area] = M.blend(canvas[area], resize_image(result, tile.size), job_weights)
             jobs.append(WindowJob(tile, size))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -21,11 +20,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from promptpaint import __version__
-from promptpaint.core.geometry import outpaint_canvas
-from promptpaint.core.images import encode_image, max_pixels_limit
+from promptpaint import __version__, operations
+from promptpaint.core.images import encode_image
+from promptpaint.core.types import Progress
 from promptpaint.errors import InvalidOptionError, NothingFoundError, PromptPaintError
-from promptpaint.options import EDIT_TYPES, OutpaintEdit, SegmentOptions, parse_edit, parse_options
+from promptpaint.options import EditOptions, SegmentOptions, parse_options
+from promptpaint.pipeline.selection import require_found
 from promptpaint.server import responses
 from promptpaint.server.errors import QueueFullError, UnauthorizedError, UploadTooLargeError
 from promptpaint.server.inputs import Input, read_input, read_raw, resolve_image
@@ -91,6 +91,11 @@ def _api_routes(state: ServerState) -> APIRouter:
     def models() -> dict[str, Any]:
         return state.models_json()
 
+    @router.get("/operations", tags=["service"],
+                summary="The edit operations: name, summary, whether they take a selection, their options")
+    def list_operations() -> list[dict[str, Any]]:
+        return [responses.operation_json(op) for op in operations.all_operations()]
+
     @router.post("/images", tags=["images"], summary="Upload an image once; refer to it later by image_id",
                  openapi_extra=_body(None, mask=False))
     async def upload_image(request: Request) -> dict[str, Any]:
@@ -121,12 +126,8 @@ def _api_routes(state: ServerState) -> APIRouter:
             detector=opts.detector), kind="detect")
         dets = await job.wait()
         job.take_result()
-        missing = [label for label in opts.find if label not in dets.labels]
-        if missing:
-            raise NothingFoundError(missing)
-        detector = opts.detector or pipe.models.detector
-        return JSONResponse(responses.detect_json(dets, inp.image, inp.image_id, detector),
-                            headers=_headers(job, inp))
+        require_found(dets, opts.find)
+        return JSONResponse(responses.detect_json(dets, inp.image_id), headers=_headers(job, inp))
 
     @router.post("/segment", tags=["select"], summary="The mask of what `find` names, minus `exclude`",
                  openapi_extra=_body(SegmentOptions, mask=True),
@@ -144,18 +145,19 @@ def _api_routes(state: ServerState) -> APIRouter:
         data = await run_in_threadpool(responses.segment_json, seg, inp.image, inp.image_id, overlay)
         return JSONResponse(data, headers=_headers(job, inp))
 
-    for op, model in EDIT_TYPES.items():
+    for operation in operations.all_operations():
         router.add_api_route(
-            f"/{op}", _edit_endpoint(state, op), methods=["POST"], tags=["edit"],
-            summary=(model.__doc__ or op).strip().splitlines()[0],
-            openapi_extra=_body(model, mask=op != "outpaint"),
+            f"/{operation.name}", _edit_endpoint(state, operation.name), methods=["POST"], tags=["edit"],
+            summary=operation.summary(), openapi_extra=_body(operation.options, mask=operation.takes_selection),
             responses={200: {"content": {"image/png": {}, "application/json": {}},
                              "description": "PNG by default; ?format=json for base64 images and the recipe"}})
 
+    ops = ", ".join(operations.names())
+
     @router.post("/jobs", tags=["jobs"], status_code=202,
-                 summary="Start an edit (options.op: replace, remove or outpaint); poll GET /v1/jobs/{id}",
-                 openapi_extra=_body(None, mask=True, options_note="the options of /v1/replace, /v1/remove or "
-                                                                   "/v1/outpaint plus op: which of them"))
+                 summary=f"Start an edit (options.op: {ops}); poll GET /v1/jobs/{{id}}",
+                 openapi_extra=_body(None, mask=True,
+                                     options_note=f"the options of POST /v1/<op> plus op: which one ({ops})"))
     async def start_job(request: Request) -> JSONResponse:
         inp = await read_input(request, state)
         edit = _edit_options(state, inp.options.get("op"), inp)
@@ -191,7 +193,7 @@ def _edit_endpoint(state: ServerState, op: str):
 
 
 async def _run_edit_request(state: ServerState, op: str, request: Request, response_format: str) -> Response:
-    """POST /v1/{replace,remove,outpaint}: run the edit, answer when it is done."""
+    """POST /v1/<op>: run the edit, answer when it is done."""
     inp = await read_input(request, state)
     edit = _edit_options(state, op, inp)
     if response_format == "png" and edit.variants > 1:
@@ -207,23 +209,20 @@ async def _run_edit_request(state: ServerState, op: str, request: Request, respo
     return JSONResponse(data, headers=headers)
 
 
-def _edit_options(state: ServerState, op: str | None, inp: Input):
-    """The typed edit for ``op``; outpaint's canvas is checked against the pixel limit up front."""
+def _edit_options(state: ServerState, op: str | None, inp: Input) -> EditOptions:
+    """The typed edit for ``op``, checked against the image and the limits before it is queued."""
     values = dict(inp.options)
-    if op not in EDIT_TYPES:
-        raise InvalidOptionError(f"options.op must be one of {', '.join(EDIT_TYPES)}, got {op!r}")
+    operation = operations.get(op, where="options.")
     if values.setdefault("op", op) != op:
         raise InvalidOptionError(f"op {values['op']!r} does not match this endpoint ({op})")
-    edit = parse_edit(values)
-    if isinstance(edit, OutpaintEdit):
-        if inp.mask is not None:
-            raise InvalidOptionError("outpaint takes no mask: it fills the new canvas area")
-        outpaint_canvas(inp.image.size, aspect=edit.aspect, expand=edit.expand, size=edit.size, anchor=edit.anchor,
-                        max_pixels=max_pixels_limit(state.settings.max_pixels))
+    if inp.mask is not None and not operation.takes_selection:
+        raise InvalidOptionError(f"{op} takes no mask: it selects nothing")
+    edit = operation.parse(values, mask_given=inp.mask is not None)
+    state.pipeline.check(edit, inp.image)
     return edit
 
 
-def _run_edit(state: ServerState, inp: Input, edit, progress: Callable[[int, int], None]):
+def _run_edit(state: ServerState, inp: Input, edit, progress: Progress):
     return state.pipeline.edit(inp.image, edit, mask=inp.mask, progress=progress)
 
 
@@ -334,7 +333,7 @@ def _body(model, *, mask: bool, fields: tuple[str, ...] | None = None, options_n
         schema["properties"].pop("mask", None)  # masks come only as uploads
         if fields:
             schema["properties"] = {k: v for k, v in schema["properties"].items() if k in fields}
-        if model in EDIT_TYPES.values():
+        if issubclass(model, EditOptions):
             schema["properties"].pop("op", None)
         props["options"] = schema
     elif options_note:

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from promptpaint.core.images import LoadedImage, load_image, load_mask
+from promptpaint.core.images import LoadedImage, load_mask
 from promptpaint.core.serialize import safe_name
 from promptpaint.errors import InvalidOptionError
 from promptpaint.server.state import ServerState
@@ -92,7 +92,8 @@ async def read_input(request: Request, state: ServerState) -> Input:
     image, image_id = await resolve_image(raw, state)
     mask, options = None, dict(raw.options)
     if raw.mask_bytes is not None:
-        mask = await run_in_threadpool(load_mask, raw.mask_bytes, image.size, max_pixels=state.settings.max_pixels)
+        mask = await run_in_threadpool(load_mask, raw.mask_bytes, image.size,
+                                       max_pixels=state.pipeline.limits.max_pixels)
         # The option models see a mask was given (a target) and the recipe records its upload name;
         # the decoded array passed beside it is what the pipeline uses, so the name is never opened.
         options["mask"] = raw.mask_name
@@ -115,7 +116,7 @@ async def resolve_image(raw: RawInput, state: ServerState) -> tuple[LoadedImage,
         return state.images.get(raw.image_id), raw.image_id
     if raw.image_bytes is None:
         raise InvalidOptionError("no image: upload one as the 'image' file part, or pass an image_id")
-    loaded = await run_in_threadpool(load_image, raw.image_bytes, max_pixels=state.settings.max_pixels)
+    loaded = await run_in_threadpool(state.pipeline.load, raw.image_bytes)
     return loaded, state.images.add(loaded)
 
 

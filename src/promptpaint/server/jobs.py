@@ -1,7 +1,7 @@
 """One worker thread runs the model work, one job at a time; other jobs wait in a bounded queue.
 
 The models sit on one device and are not safe to call from two threads at once, so every
-request that touches them becomes a :class:`Job`. A request arriving when ``capacity`` jobs
+request that touches them becomes a :class:`QueuedJob`. A request arriving when ``capacity`` jobs
 already wait gets :class:`QueueFullError` (HTTP 503 with Retry-After) instead of piling up.
 A failing job stores its error and the worker moves on: it never takes the server down.
 """
@@ -20,13 +20,13 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptpaint.core.types import Progress
 from promptpaint.errors import PromptPaintError
 from promptpaint.server.errors import (InternalError, JobCancelledError, JobStateError, NotFoundError,
                                       OutOfMemoryError, QueueFullError)
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 Work = Callable[[Progress], Any]
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -35,8 +35,8 @@ DEFAULT_JOB_SECONDS = 5.0  # Retry-After guess before any job has finished
 
 
 @dataclass(eq=False)
-class Job:
-    """A unit of model work and what the API reports about it."""
+class QueuedJob:
+    """A unit of model work in the server's queue, and what the API reports about it."""
 
     kind: str
     work: Work
@@ -94,9 +94,9 @@ class JobQueue:
     def __init__(self, capacity: int, keep_finished: int = 32, name: str = "promptpaint-worker"):
         self.capacity = capacity
         self.keep_finished = keep_finished
-        self._waiting: deque[Job] = deque()
-        self._running: Job | None = None
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._waiting: deque[QueuedJob] = deque()
+        self._running: QueuedJob | None = None
+        self._jobs: OrderedDict[str, QueuedJob] = OrderedDict()
         self._durations: deque[float] = deque(maxlen=20)
         self._cond = threading.Condition()
         self._closed = False
@@ -109,8 +109,8 @@ class JobQueue:
         with self._cond:
             self._refuse_if_full()
 
-    def submit(self, work: Work, kind: str, present: Callable[[Any], Any] | None = None) -> Job:
-        job = Job(kind=kind, work=work, present=present)
+    def submit(self, work: Work, kind: str, present: Callable[[Any], Any] | None = None) -> QueuedJob:
+        job = QueuedJob(kind=kind, work=work, present=present)
         with self._cond:
             if self._closed:
                 raise QueueFullError("the server is shutting down", retry_after=30)
@@ -132,14 +132,14 @@ class JobQueue:
         return max(1, math.ceil(average * (len(self._waiting) + 1)))
 
     # ------------------------------------------------------------------ looking up
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str) -> QueuedJob:
         with self._cond:
             job = self._jobs.get(job_id)
         if job is None:
             raise NotFoundError(f"no job {job_id!r} (unknown, or finished long ago and forgotten)")
         return job
 
-    def position(self, job: Job) -> int:
+    def position(self, job: QueuedJob) -> int:
         """1 for the next job to run, 0 when running or finished."""
         with self._cond:
             return self._waiting.index(job) + 1 if job in self._waiting else 0
@@ -154,7 +154,7 @@ class JobQueue:
         """False if the worker thread has stopped (closed, or a bug): health then reports 503."""
         return self._thread.is_alive()
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str) -> QueuedJob:
         """Drop a waiting job at once; ask a running one to stop at its next step."""
         job = self.get(job_id)
         with self._cond:
@@ -185,7 +185,7 @@ class JobQueue:
                 job.status, job.started = RUNNING, time.time()
             self._run(job)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: QueuedJob) -> None:
         try:
             result = job.work(job.report)
         except JobCancelledError as error:
@@ -198,7 +198,7 @@ class JobQueue:
         else:
             self._finish(job, DONE, result=result)
 
-    def _finish(self, job: Job, status: str, *, result: Any = None, error: PromptPaintError | None = None) -> None:
+    def _finish(self, job: QueuedJob, status: str, *, result: Any = None, error: PromptPaintError | None = None) -> None:
         with self._cond:
             job.status, job.finished, job.result, job.error = status, time.time(), result, error
             if job is self._running:

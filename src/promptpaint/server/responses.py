@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from promptpaint.core.images import LoadedImage, encode_image, encode_mask
-from promptpaint.core.serialize import detections_to_json, segmentation_to_json
+from promptpaint.core.serialize import detect_to_json, segmentation_to_json
 from promptpaint.core.types import Detections, EditResult, Segmentation
-from promptpaint.pipeline.recipe import recipe_metadata, variant_recipe
+from promptpaint.operations import Operation
+from promptpaint.pipeline.output import encode_variant
+from promptpaint.pipeline.recipe import variant_recipe
 
 
 def b64(data: bytes) -> str:
@@ -28,17 +30,16 @@ def variant_recipes(entry: dict[str, Any], count: int) -> list[dict[str, Any]]:
 
 
 def edit_png(result: EditResult, variant: int = 0) -> bytes:
-    """One variant as PNG with its own replayable recipe (an uploaded mask is named by its upload name)."""
-    recipe = variant_recipes(result.recipe, len(result.variants))[variant]
-    return encode_image(result.variants[variant], result.alpha, metadata=recipe_metadata(recipe))
+    """One variant as PNG, as the output writer makes it: its own replayable recipe (an uploaded
+    mask is named by its upload name), alpha and the input's colour profile."""
+    return encode_variant(result, variant)
 
 
 def edit_json(result: EditResult, image_id: str) -> dict[str, Any]:
     entry = result.recipe
     recipes = variant_recipes(entry, len(result.variants))
-    variants = [{"image_png": b64(encode_image(rgb, result.alpha, metadata=recipe_metadata(recipe))),
-                 "seed": recipe["edits"][0]["seed"], "recipe": recipe}
-                for rgb, recipe in zip(result.variants, recipes)]
+    variants = [{"image_png": b64(encode_variant(result, i)), "seed": recipe["edits"][0]["seed"], "recipe": recipe}
+                for i, recipe in enumerate(recipes)]
     height, width = result.image.shape[:2]
     return {"image_id": image_id, "width": width, "height": height, "op": entry.get("op"),
             "mask_png": b64(mask_png(result.mask)), "mask_area": int(result.mask.sum()),
@@ -58,9 +59,20 @@ def segment_json(seg: Segmentation, image: LoadedImage, image_id: str, overlay: 
     return data
 
 
-def detect_json(dets: Detections, image: LoadedImage, image_id: str, detector: str) -> dict[str, Any]:
-    return {"image_id": image_id, "image_size": list(image.size), "detector": detector,
-            "detections": detections_to_json(dets, with_masks=False)}
+def detect_json(dets: Detections, image_id: str) -> dict[str, Any]:
+    """As ``promptpaint detect`` prints it (detector and thresholds used included), plus the image_id."""
+    return {"image_id": image_id, **detect_to_json(dets)}
+
+
+# ------------------------------------------------------------------------------ the registry
+def operation_json(operation: Operation) -> dict[str, Any]:
+    """What the page needs to offer an operation: its name, a summary, whether it edits a
+    selection (takes find/box/point/a mask upload), and its options' JSON schema."""
+    schema = operation.options.model_json_schema()
+    for name in ("op", "mask"):  # the op is the route; masks come only as uploads
+        schema["properties"].pop(name, None)
+    return {"name": operation.name, "summary": operation.summary(), "takes_selection": operation.takes_selection,
+            "route": f"/v1/{operation.name}", "options": schema}
 
 
 def _plain(value: Any) -> Any:

@@ -6,7 +6,7 @@ import ipaddress
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promptpaint.options import ModelOptions
+from promptpaint.options import Limits, ModelOptions
 
 MB = 1024 * 1024
 
@@ -28,6 +28,11 @@ class ServerSettings(BaseModel):
     image_cache_size: int = Field(16, ge=1, description="uploaded images kept for reuse by image_id")
     keep_jobs: int = Field(32, ge=1, description="finished jobs whose results stay fetchable")
     preload: bool = Field(True, description="load the default models at start (the server answers warm)")
+
+    @property
+    def limits(self) -> Limits:
+        """The limits the server's Pipeline applies to every image, mask and outpaint canvas."""
+        return Limits(max_pixels=self.max_pixels)
 
     @property
     def max_upload_bytes(self) -> int:

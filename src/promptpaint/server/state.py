@@ -8,9 +8,7 @@ from typing import Any
 
 from promptpaint import __version__
 from promptpaint.backends import registry
-from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, REMOVER_FAMILIES,
-                                           SEGMENTER_FAMILIES)
-from promptpaint.pipeline.pipeline import Pipeline
+from promptpaint.pipeline.pipeline import ROLE_FAMILIES, Pipeline
 from promptpaint.server.errors import ModelNotAllowedError
 from promptpaint.server.images import ImageStore
 from promptpaint.server.jobs import JobQueue
@@ -18,19 +16,11 @@ from promptpaint.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-#: option field -> model families that may fill that role
-ROLES: dict[str, tuple[str, ...]] = {
-    "detector": DETECTOR_FAMILIES,
-    "segmenter": SEGMENTER_FAMILIES,
-    "inpainter": INPAINTER_FAMILIES,
-    "remover": REMOVER_FAMILIES,
-}
-
 
 class ServerState:
     def __init__(self, settings: ServerSettings):
         self.settings = settings
-        self.pipeline = Pipeline(settings.models)
+        self.pipeline = Pipeline(settings.models, limits=settings.limits)
         self.allowed = allowed_models(settings)
         self.images = ImageStore(settings.image_cache_size)
         self.jobs = JobQueue(settings.queue_size, settings.keep_jobs)
@@ -38,12 +28,12 @@ class ServerState:
 
     @property
     def loaded(self) -> dict[str, str]:
-        return {role: getattr(self.pipeline.models, role) for role in ROLES}
+        return {role: getattr(self.pipeline.models, role) for role in ROLE_FAMILIES}
 
     def warm_up(self) -> None:
         """Load the default models now, so the first request does not pay for it."""
         pipe = self.pipeline
-        for role in ROLES:
+        for role in ROLE_FAMILIES:
             log.info("loading %s %s", role, getattr(pipe.models, role))
             getattr(pipe, role)()
         self.warm = True
@@ -73,10 +63,10 @@ class ServerState:
 def allowed_models(settings: ServerSettings) -> dict[str, list[str]]:
     """role -> names a request may use: the loaded default first, then every --allow-model of a
     fitting family. Names are resolved (never loaded) here, so a typo fails at start."""
-    allowed: dict[str, list[str]] = {role: [getattr(settings.models, role)] for role in ROLES}
+    allowed: dict[str, list[str]] = {role: [getattr(settings.models, role)] for role in ROLE_FAMILIES}
     for name in settings.allow_models:
         family = registry.resolve(name, role="allowed model").family
-        roles = [role for role, families in ROLES.items() if family in families]
+        roles = [role for role, families in ROLE_FAMILIES.items() if family in families]
         for role in roles:
             if name not in allowed[role]:
                 allowed[role].append(name)

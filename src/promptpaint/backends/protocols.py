@@ -1,0 +1,89 @@
+"""What each kind of model can do, as typed attributes a reader (and a type checker) can see.
+
+The pipeline and the operations decide by these attributes, never by ``hasattr`` or by family
+names: a new backend says what it can do by setting them. One class may play several roles
+(SAM 3 is a :class:`Segmenter` that finds from text and a :class:`Detector`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from promptpaint.core.types import Detections, Progress
+
+
+class Detector(Protocol):
+    """Finds what text names: boxes (and, where ``returns_masks``, masks) for every label at once."""
+
+    model_id: str
+    #: ``detect`` also returns instance masks (SAM 3), so no segmenter is needed after it
+    returns_masks: bool
+    #: ``detect_many`` runs several images in batched forward passes (into a cache ``detect`` reads)
+    batches: bool
+    #: used when the user gives no --box-threshold
+    default_box_threshold: float
+    #: used when the user gives no --text-threshold; None when the model has no text threshold
+    default_text_threshold: float | None
+
+    def detect(self, image: np.ndarray, labels: list[str], box_threshold: float,
+               text_threshold: float | None) -> Detections:
+        """Every instance of every label, in the image's pixel coordinates."""
+        ...
+
+    def detect_many(self, images: list[np.ndarray], labels: list[str]) -> None:
+        """Only where ``batches``: prepare :meth:`detect` for these images in batched passes."""
+        ...
+
+
+class Segmenter(Protocol):
+    """Cuts out what boxes or points designate, at full resolution."""
+
+    model_id: str
+    takes_boxes: bool
+    takes_points: bool
+    #: the segmenter also finds from text (SAM 3): it then replaces the detector (see ``Detector``)
+    finds_from_text: bool
+    #: ``encode_many`` encodes several images in one batched pass (into a cache ``segment`` reads)
+    batches: bool
+
+    def segment(self, image: np.ndarray, boxes: np.ndarray | None = None,
+                points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N, 4) -> N masks; points (P, 3) x,y,label -> one more mask. Returns
+        (masks (M, H, W) bool, scores (M,))."""
+        ...
+
+    def encode_many(self, images: list[np.ndarray]) -> None:
+        """Only where ``batches``: encode these images ahead, in batched passes."""
+        ...
+
+
+class Inpainter(Protocol):
+    """Repaints the masked area of crops the pipeline cut and resized for it. Diffusion inpainters
+    and prompt-free removers (LaMa, Telea) both play this role."""
+
+    model_id: str
+    family: str
+    #: the resolution the model was trained at (pixels per side)
+    working_size: int
+    #: generated sizes must be multiples of this
+    multiple: int
+    #: small windows should be enlarged to the working size (diffusion); removers work at the crop's size
+    upscale: bool
+    #: it paints what a prompt says (diffusion); False: it fills from the surroundings only (removers)
+    needs_prompt: bool
+    takes_negative_prompt: bool
+    #: one ``inpaint`` call takes a mask and a prompt per image
+    batches: bool
+    #: used when the user gives none; None: the model has no such setting (it is then not recorded)
+    default_steps: int | None
+    default_guidance: float | None
+    default_strength: float | None
+
+    def inpaint(self, images: list[np.ndarray], mask: np.ndarray | list[np.ndarray], *,
+                prompt: str | list[str], negative_prompt: str | list[str], seeds: list[int],
+                steps: int | None, guidance: float | None, strength: float | None,
+                progress: Progress | None = None) -> list[np.ndarray]:
+        """Repaint the True area of ``mask`` in each image (all of one size); one output per image."""
+        ...

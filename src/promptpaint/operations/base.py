@@ -1,0 +1,163 @@
+"""The :class:`Operation` base class and the registry every front end reads.
+
+An operation is one kind of edit (replace, remove, outpaint, ...). Its module holds everything
+about it: its option model, its defaults, the models it needs, how it turns the selection into
+edit weights, how it generates (through the shared crop-and-stitch) and how it describes itself
+in the recipe. Subclasses register themselves by ``name``; the modules of this package are found
+and imported on first use, so adding an operation means adding a module, nothing else.
+
+Operation modules stay light to import (no torch, no OpenCV at module level): the CLI imports
+them all to build its commands, and ``promptpaint --help`` must stay instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from promptpaint.errors import InvalidOptionError, UnsupportedOperationError
+from promptpaint.options import EditOptions, ModelOptions, parse_options
+
+if TYPE_CHECKING:
+    from promptpaint.core.images import LoadedImage
+    from promptpaint.options import Limits
+    from promptpaint.pipeline.batching import Steps
+    from promptpaint.pipeline.editing import EditJob
+
+#: recipe keys whose recorded value is what the edit actually used (resolved), not what was given
+RESOLVED_KEYS = ("dilate", "feather", "box_threshold", "text_threshold", "steps", "guidance", "strength",
+                 "detector", "segmenter", "inpainter", "remover")
+MODEL_ROLES = ("detector", "segmenter", "inpainter", "remover")
+
+
+class Operation:
+    """One kind of edit. Subclasses set the class attributes and write :meth:`steps`.
+
+    The docstring's first line is the operation's summary (CLI help, HTTP docs, the page)."""
+
+    #: the CLI command, the HTTP route ``/v1/<name>``, the recipe's ``op``
+    name: ClassVar[str]
+    #: its option model (an :class:`EditOptions` with ``op: Literal[name]``)
+    options: ClassVar[type[EditOptions]]
+    #: it edits a selection (find/box/point/mask); False: it needs none (outpaint)
+    takes_selection: ClassVar[bool] = True
+    #: the model role that paints: the ModelOptions field naming it ("inpainter" or "remover"), or
+    #: None for an operation that generates nothing (it then loads its own models in ``steps``)
+    generator: ClassVar[str | None] = "inpainter"
+    #: it paints what the prompt says, so a prompt-free remover cannot do it
+    paints_prompt: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            _REGISTRY[cls.name] = cls
+
+    # ------------------------------------------------------------ what it is
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or cls.name).strip().splitlines()[0]
+
+    def parse(self, values: dict[str, Any], where: str = "", mask_given: bool = False) -> EditOptions:
+        """Its typed options from a dict (CLI flags, HTTP options, a recipe entry); one-line errors."""
+        return parse_options(self.options, {"op": self.name, **values}, where, mask_given)
+
+    @classmethod
+    def model_roles(cls) -> tuple[str, ...]:
+        """The model roles (ModelOptions fields) this operation may load: its CLI model flags."""
+        roles = ("detector", "segmenter") if cls.takes_selection else ()
+        return roles + ((cls.generator,) if cls.generator else ())
+
+    def labels(self, edit: EditOptions) -> list[str]:
+        """What the selection asks the detector to find by text (``--exclude`` is added to it)."""
+        return list(edit.find)
+
+    # ------------------------------------------------------------ before any model loads
+    def check(self, edit: EditOptions, image: LoadedImage, limits: Limits) -> None:
+        """Cheap checks of the request against the image (e.g. an outpaint canvas against the limits)."""
+
+    def models(self, edit: EditOptions, models: ModelOptions, mask_given: bool) -> dict[str, str]:
+        """role -> model name, for every model this edit will load (preflight checks them all first)."""
+        needed: dict[str, str] = {}
+        if self.takes_selection and not (mask_given or edit.mask):
+            labels = self.labels(edit) + list(edit.exclude)
+            if labels or edit.box or edit.point:
+                needed["segmenter"] = edit.segmenter or models.segmenter
+            if labels:
+                needed["detector"] = edit.detector or models.detector
+        if self.generator:
+            needed[self.generator] = getattr(edit, self.generator) or getattr(models, self.generator)
+        return needed
+
+    # ------------------------------------------------------------ the edit
+    def steps(self, job: EditJob) -> Steps:
+        """The edit, written once as a generator of model requests (see ``pipeline.batching``):
+        select, turn the selection into edit weights, generate. Returns an ``EditResult``."""
+        raise NotImplementedError
+
+    def check_generator(self, model: Any) -> None:
+        """Refuse a model that cannot do this operation (a remover asked to paint a prompt)."""
+        if self.paints_prompt and not model.needs_prompt:
+            raise UnsupportedOperationError(f"{model.model_id} only removes; use a diffusion inpainter "
+                                            f"for {self.name}")
+
+    def describe(self, edit: EditOptions, used: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The recipe entry that replays this edit: the options given, then the values the edit
+        actually used (resolved defaults, model ids), the op and the seed. Settings it did not use
+        (a LaMa removal's steps, a --mask edit's detector) are left out."""
+        given = edit.model_dump(mode="json", exclude_defaults=True)
+        entry = {k: v for k, v in given.items() if k not in RESOLVED_KEYS}
+        for key, value in used.items():
+            entry[key] = given[key] if key in MODEL_ROLES and key in given else value
+        return entry | {"op": self.name, "seed": seed}
+
+
+# ---------------------------------------------------------------- the registry
+_REGISTRY: dict[str, type[Operation]] = {}
+_discovered = False
+_lock = threading.Lock()
+
+
+def _discover() -> None:
+    """Import every module of ``promptpaint.operations`` once; each registers its operations."""
+    global _discovered
+    if _discovered:
+        return
+    with _lock:
+        if not _discovered:
+            import promptpaint.operations as package
+
+            for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+                if module.name != "base" and not module.name.startswith("_"):
+                    importlib.import_module(f"{package.__name__}.{module.name}")
+            _discovered = True
+
+
+def names() -> list[str]:
+    """Every operation's name, in a stable order (the built-in ones first, then alphabetical)."""
+    _discover()
+    first = [n for n in ("replace", "remove", "outpaint") if n in _REGISTRY]
+    return first + sorted(n for n in _REGISTRY if n not in first)
+
+
+def get(name: Any, where: str = "") -> Operation:
+    """The operation called ``name``; a one-line error naming the choices otherwise."""
+    _discover()
+    if name not in _REGISTRY:
+        raise InvalidOptionError(f"{where}op must be one of {', '.join(names())}, got {name!r}")
+    return _REGISTRY[name]()
+
+
+def all_operations() -> list[Operation]:
+    return [get(name) for name in names()]
+
+
+def option_fields() -> set[str]:
+    """Every field any operation's options have (recipe defaults, manifest columns)."""
+    return set().union(*(op.options.model_fields for op in all_operations()))
+
+
+def parse_edit(values: dict[str, Any], where: str = "", mask_given: bool = False) -> EditOptions:
+    """A dict with an ``op`` key -> that operation's typed options."""
+    return get(values.get("op"), where).parse(values, where, mask_given)

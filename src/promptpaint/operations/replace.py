@@ -1,0 +1,67 @@
+"""``replace``: repaint what is selected with the prompt, or, with ``--keep``, everything except
+what is selected (a new background)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from promptpaint.operations.base import Operation
+from promptpaint.options import EditOptions, mask_given, split_labels
+
+if TYPE_CHECKING:
+    from promptpaint.pipeline.batching import Steps
+    from promptpaint.pipeline.editing import EditJob
+
+
+class ReplaceEdit(EditOptions):
+    """Repaint what ``find`` selects, or everything except what ``keep`` selects."""
+
+    op: Literal["replace"] = "replace"
+    keep: list[str] = Field(default_factory=list, description="keep this and repaint everything else")
+
+    _keep = field_validator("keep", mode="before")(lambda cls, v: split_labels(v))
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> ReplaceEdit:
+        if not self.prompt.strip():
+            raise ValueError("replace needs --prompt (what to paint)")
+        if self.keep and self.find:
+            raise ValueError("use either --find (repaint it) or --keep (repaint everything else), not both")
+        if not (self.keep or self.has_target or mask_given(info)):
+            raise ValueError("replace needs --find, --keep, --box, --point or --mask")
+        return self
+
+
+class Replace(Operation):
+    """Repaint what --find selects with --prompt, or everything except --keep (new background)."""
+
+    name = "replace"
+    options = ReplaceEdit
+
+    #: (dilate, feather) in pixels when not given: a replaced object needs its outline covered;
+    #: a kept subject should lose as little of itself as possible
+    REPLACED = (4, 6)
+    KEPT = (0, 3)
+
+    def labels(self, edit: ReplaceEdit) -> list[str]:
+        return list(edit.keep or edit.find)
+
+    def steps(self, job: EditJob) -> Steps:
+        from promptpaint.core import masks as M
+
+        edit: ReplaceEdit = job.edit
+        default_dilate, default_feather = self.KEPT if edit.keep else self.REPLACED
+        dilate = job.resolve("dilate", default_dilate)
+        feather = job.resolve("feather", default_feather)
+        if edit.keep:  # select the subject as it is, then grow the repainted area into its edge
+            seg = yield from job.select(find=edit.keep, dilate=0)
+            selected = M.dilate(M.invert(seg.mask), dilate)
+        else:
+            seg = yield from job.select(dilate=dilate)
+            selected = seg.mask
+        weights = M.feather(selected, feather)
+        model = job.generator()
+        generated = yield from job.generate(job.image.rgb, weights, model, edit.prompt)
+        return job.result(generated, weights, segmentation=seg, kind="keep" if edit.keep else "replace")

@@ -1,0 +1,114 @@
+"""What an operation works with while it edits one image: :class:`EditJob`.
+
+An operation's ``steps`` reads top to bottom with it: resolve its own defaults (:meth:`EditJob.resolve`),
+select (:meth:`EditJob.select`), turn the selection into edit weights, load the model that paints
+(:meth:`EditJob.generator`), repaint through the shared crop-and-stitch (:meth:`EditJob.generate`)
+and return the result (:meth:`EditJob.result`). Every value the edit resolves or model it uses is
+recorded in ``used``, which becomes the recipe entry: the recipe holds what the edit actually did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from promptpaint.core.images import LoadedImage
+from promptpaint.core.types import EditResult, Progress, Segmentation
+from promptpaint.errors import UnsupportedOperationError
+from promptpaint.options import EditOptions
+from promptpaint.pipeline import selection
+from promptpaint.pipeline.batching import InpaintCall, Steps
+from promptpaint.pipeline.stitch import StitchSettings, WindowJob, stitch_steps
+
+if TYPE_CHECKING:
+    from promptpaint.backends.protocols import Inpainter
+    from promptpaint.operations.base import Operation
+    from promptpaint.pipeline.pipeline import Pipeline
+
+#: what the selection records in the recipe when it used them
+_SELECTION_KEYS = ("detector", "segmenter", "box_threshold", "text_threshold")
+
+
+@dataclass
+class Generated:
+    """What :meth:`EditJob.generate` returns: one repainted image per variant, and the windows run."""
+
+    variants: list[np.ndarray]
+    windows: list[WindowJob]
+
+
+@dataclass(eq=False)
+class EditJob:
+    """One edit of one image, on its way through its operation."""
+
+    pipeline: Pipeline
+    operation: Operation
+    edit: EditOptions
+    image: LoadedImage
+    mask: Any  # a mask given beside the options (an array through the Python API, an HTTP upload)
+    seed: int
+    progress: Progress | None = None
+    used: dict[str, Any] = field(default_factory=dict)  # resolved values and model ids, for the recipe
+
+    def resolve(self, name: str, default: Any) -> Any:
+        """The edit's option ``name``, or ``default`` when it was not given (None); recorded."""
+        value = getattr(self.edit, name)
+        value = default if value is None else value
+        if value is not None:
+            self.used[name] = value
+        return value
+
+    def select(self, find: list[str] | None = None, dilate: int | None = None) -> Steps:
+        """The selection (see ``pipeline.selection.select``), after a hint a batch runner may use
+        to encode and detect for several images at once. Returns a :class:`Segmentation`."""
+        edit, rgb = self.edit, self.image.rgb
+        hint = selection.select_hint(self.pipeline, rgb, edit, self.mask, edit.find if find is None else find)
+        if hint is not None:
+            yield [hint]
+        seg = selection.select(self.pipeline, rgb, edit, self.mask, find=find, dilate=dilate)
+        self.used.update({k: seg.info[k] for k in _SELECTION_KEYS if k in seg.info})
+        return seg
+
+    def generator(self) -> Inpainter:
+        """The model that paints (the operation's ``generator`` role), checked to fit the operation."""
+        role = self.operation.generator
+        model = self.pipeline.model(role, getattr(self.edit, role))
+        self.operation.check_generator(model)
+        self.used[role] = model.model_id
+        return model
+
+    def generate(self, rgb: np.ndarray, weights: np.ndarray, model: Inpainter, prompt: str) -> Steps:
+        """Repaint ``rgb`` where ``weights > 0`` (blended by the weights), once per variant (seed,
+        seed + 1, ...), through the crop-and-stitch. Steps, guidance and strength not given are
+        the model's declared defaults. Returns :class:`Generated`."""
+        edit = self.edit
+        if edit.negative_prompt and model.needs_prompt and not model.takes_negative_prompt:
+            raise UnsupportedOperationError(f"{model.model_id} takes no negative prompt; drop --negative-prompt")
+        # A model without a setting (a remover's steps) neither uses nor records it.
+        steps, guidance, strength = (self.resolve(name, default) if default is not None else None for name, default in
+                                     (("steps", model.default_steps), ("guidance", model.default_guidance),
+                                      ("strength", model.default_strength)))
+        seeds = [self.seed + i for i in range(edit.variants)]
+        settings = StitchSettings(working_size=edit.working_size or model.working_size, multiple=model.multiple,
+                                  upscale=model.upscale, padding=edit.padding)
+
+        def calls(crops: list[np.ndarray], mask: np.ndarray) -> list[InpaintCall]:
+            # One call per variant: run alone, each variant replays exactly from its own seed.
+            return [InpaintCall(model, crop, mask, prompt, edit.negative_prompt, seed, steps, guidance, strength,
+                                self.progress) for crop, seed in zip(crops, seeds)]
+
+        variants, windows = yield from stitch_steps([rgb] * len(seeds), weights, settings, calls)
+        return Generated(variants, windows)
+
+    def result(self, generated: Generated, weights: np.ndarray, *, base: LoadedImage | None = None,
+               segmentation: Segmentation | None = None, **info: Any) -> EditResult:
+        """The edit's result; its recipe entry is the operation's description of what it used.
+        ``base`` is the image the edit painted on when it is not the input (an outpaint canvas):
+        its alpha and colour profile go to the result."""
+        base = base or self.image
+        return EditResult(image=generated.variants[0], mask=weights > 0, variants=tuple(generated.variants),
+                          recipe=self.operation.describe(self.edit, self.used, self.seed), alpha=base.alpha,
+                          segmentation=segmentation, windows=tuple(generated.windows), info=info,
+                          icc_profile=base.icc_profile)
