@@ -10,7 +10,7 @@ from PIL import Image
 
 from promptpaint.batch.items import item_seed
 from promptpaint.batch.results import latest_rows, read_rows
-from test_batch import NOTHING_FOUND, batch_cli, make_photos, tiny_args, write_jsonl, write_recipe
+from test_local import NOTHING_FOUND, batch_cli, make_photos, tiny_args, write_jsonl, write_recipe
 
 pytestmark = pytest.mark.ray
 

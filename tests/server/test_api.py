@@ -1,13 +1,11 @@
 """The HTTP API with the tiny models, through FastAPI's TestClient: every endpoint, every error status,
-the queue (serialised jobs, 503 when full, progress, cancel), and the `serve` command's wiring."""
+the queue (serialised jobs, 503 when full, progress, cancel)."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
-import subprocess
-import sys
 import threading
 import time
 
@@ -26,7 +24,10 @@ from promptpaint.options import ModelOptions  # noqa: E402
 from promptpaint.server.app import create_app  # noqa: E402
 from promptpaint.server.settings import ServerSettings  # noqa: E402
 
+
 BOX = "40,30,120,100"  # inside the 160x128 test photo
+
+
 EDIT = {"box": BOX, "prompt": "a small dog", "steps": 2, "seed": 11}
 
 
@@ -444,37 +445,69 @@ def test_two_concurrent_edits_are_serialised_while_health_answers(client, photo_
     assert max(seconds for _, _, seconds in health) < 2.0
 
 
-# ------------------------------------------------------------------------------------ the command
-def test_serve_command_wiring(tiny, monkeypatch):
-    from click.testing import CliRunner
-
-    import uvicorn
-
-    from promptpaint.cli.app import main
-
-    started = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.update(app=app, **kwargs))
-    args = ["serve", "--detector", str(tiny["grounding-dino"]), "--segmenter", str(tiny["sam"]),
-            "--inpainter", str(tiny["sd-inpaint"]), "--remover", str(tiny["lama"]), "--device", "cpu",
-            "--allow-model", "telea", "--queue-size", "3", "--max-upload-mb", "5"]
-    result = CliRunner().invoke(main, args, env={"PROMPTPAINT_TOKEN": "from-env"})
-    assert result.exit_code == 0, result.output
-    state = started["app"].state.server
-    try:
-        assert (started["host"], started["port"]) == ("127.0.0.1", 7860)  # loopback unless told otherwise
-        assert state.warm and state.settings.token == "from-env"
-        assert state.settings.queue_size == 3 and state.settings.max_upload_bytes == 5 * 1024 * 1024
-        assert "telea" in state.allowed["remover"]
-    finally:
-        state.close()
-    bad = CliRunner().invoke(main, ["serve", "--allow-model", "no-such-model"])
-    assert bad.exit_code == 4 and "error: " in bad.output
+# ------------------------------------------------------------------------------------ #11: the registry, one writer, limits
+def test_operations_lists_the_registry(client):
+    listed = client.get("/v1/operations").json()
+    assert [op["name"] for op in listed] == ["replace", "remove", "outpaint"]
+    assert [op["takes_selection"] for op in listed] == [True, True, False]
+    assert [op["route"] for op in listed] == ["/v1/replace", "/v1/remove", "/v1/outpaint"]
+    replace = listed[0]
+    assert replace["summary"].startswith("Repaint what --find selects")
+    assert {"prompt", "keep", "find", "dilate"} <= set(replace["options"]["properties"])
+    assert not {"op", "mask"} & set(replace["options"]["properties"])
+    assert "aspect" in listed[2]["options"]["properties"]
 
 
-def test_cli_help_imports_no_server_stack():
-    code = ("import sys; from click.testing import CliRunner; from promptpaint.cli.app import main; "
-            "assert CliRunner().invoke(main, ['serve', '--help']).exit_code == 0; "
-            "print([m for m in ('fastapi', 'uvicorn', 'starlette', 'torch') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+def test_a_new_operation_gets_its_routes(blackout_operation, make_settings, photo, photo_png):
+    app = create_app(make_settings(preload=False))
+    hole = rect_mask(photo.shape[:2], (40, 30, 120, 100))
+    with TestClient(app) as client:
+        assert "blackout" in [op["name"] for op in client.get("/v1/operations").json()]
+        done = post(client, "/v1/blackout", photo_png, {"level": 3, "seed": 1}, mask_png=png_bytes(hole))
+        assert done.status_code == 200, done.text
+        assert (decode(done.content)[hole > 0] == 3).all()
+        assert json.loads(read_png_metadata(done.content)["promptpaint"])["edits"][0]["level"] == 3
+        job = post(client, "/v1/jobs", photo_png, {"op": "blackout", "level": 5}, mask_png=png_bytes(hole)).json()
+        deadline = time.monotonic() + 30
+        while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            job = client.get(f"/v1/jobs/{job['id']}").json()
+        assert job["status"] == "done" and job["result"]["op"] == "blackout"
+
+
+def test_the_icc_profile_survives_an_edit(client, photo):
+    """#11: the upload's colour profile reaches the server's PNG and JSON answers (it reached only batch output)."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "PNG", icc_profile=icc)
+    hole = png_bytes(rect_mask(photo.shape[:2], (50, 40, 90, 80)))
+    as_png = post(client, "/v1/remove", buf.getvalue(), {"seed": 1, "remover": "telea"}, mask_png=hole)
+    assert as_png.status_code == 200
+    assert Image.open(io.BytesIO(as_png.content)).info.get("icc_profile") == icc
+    as_json = post(client, "/v1/remove?format=json", buf.getvalue(), {"seed": 1, "remover": "telea"},
+                   mask_png=hole).json()
+    image = Image.open(io.BytesIO(base64.b64decode(as_json["variants"][0]["image_png"])))
+    assert image.info.get("icc_profile") == icc
+
+
+def test_max_pixels_applies_to_outpaint_canvases(make_settings, photo_png, monkeypatch):
+    """#11: serve --max-pixels is the limit for outpaint canvases too; the pipeline read only the
+    environment, so a server allowed more than it could do."""
+    monkeypatch.setenv("PROMPTPAINT_MAX_PIXELS", "30000")  # below the 300x128 canvas asked for below
+    wide = {"expand": "0,0,140,0", "prompt": "grass", "steps": 1, "seed": 3}
+    with TestClient(create_app(make_settings(max_pixels=1_000_000, preload=False))) as client:
+        allowed = post(client, "/v1/outpaint?format=json", photo_png, wide)
+        assert allowed.status_code == 200, allowed.text
+        assert (allowed.json()["width"], allowed.json()["height"]) == (300, 128)
+    monkeypatch.setenv("PROMPTPAINT_MAX_PIXELS", "100000000")
+    with TestClient(create_app(make_settings(max_pixels=30_000, preload=False))) as client:
+        refused = post(client, "/v1/outpaint", photo_png, wide)
+        assert refused.status_code == 422 and "exceeds the pixel limit 30000" in refused.json()["detail"]
+
+
+def test_detect_answers_with_the_thresholds_used(client, photo_png):
+    data = post(client, "/v1/detect", photo_png, {"find": "cat", "box_threshold": 0, "text_threshold": 0}).json()
+    assert (data["box_threshold"], data["text_threshold"]) == (0, 0)
+    assert data["detector"] == client.app.state.server.pipeline.detector().model_id

@@ -1,5 +1,6 @@
-"""promptpaint batch: item discovery, safe output names, the results manifest, the local engine,
-bad items, --fail-fast, and a real kill followed by --resume."""
+"""promptpaint batch with the local engine: options checked before any model loads, mirrored
+outputs, resume, stable seeds, batched runs, bad items, --fail-fast, and a real kill followed by
+--resume."""
 
 from __future__ import annotations
 
@@ -19,19 +20,25 @@ from click.testing import CliRunner
 from PIL import Image
 
 from promptpaint.batch import item_seed
-from promptpaint.batch.items import BatchItem, contained_path, discover, safe_relative
-from promptpaint.batch.results import ResultsWriter, done_inputs, latest_rows, read_rows, remove_stale_temporaries
-from promptpaint.batch.worker import item_recipe
-from promptpaint.pipeline.output import variant_paths
-from promptpaint.errors import InvalidOptionError, PromptPaintError
+from promptpaint.batch.items import BatchItem
+from promptpaint.batch.results import latest_rows, read_rows
+from promptpaint.errors import PromptPaintError
 
 #: fast (OpenCV Telea after the tiny SAM): most tests check bookkeeping, not pixels
 RECIPE = {"box_threshold": 0, "text_threshold": 0, "edits": [{"op": "remove", "box": "8,8,40,40", "remover": "telea"}]}
+
+
 #: the tiny diffusion inpainter, where the seed decides the pixels
 DIFFUSION_RECIPE = {"steps": 1, "guidance": 1, "edits": [{"op": "replace", "box": "8,8,40,40", "prompt": "a red ball"}]}
+
+
 #: a row override that makes the tiny Grounding DINO find nothing (no box passes a threshold of 1)
 NOTHING_FOUND = {"find": "cat", "box_threshold": 1.0}
+
+
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "immunohistochemistry")
+
+
 SUFFIXES = (".png", ".jpg", ".webp", ".tif", ".JPEG")
 
 
@@ -104,132 +111,6 @@ def local_run(tmp_path_factory, photos, tiny):
     out = work / "out"
     result = batch_cli(photos, "--recipe", write_recipe(work), "-o", out, *tiny_args(tiny))
     return out, result, before
-
-
-# ------------------------------------------------------------------------------------------ discovery
-def test_folder_is_recursive_sorted_and_skips_hidden_other_files_and_the_output_folder(tmp_path):
-    for name in ("b.PNG", "a/c.jpeg", "a/d.Tiff", "notes.txt", ".hidden.png", "a/._e.jpg", ".cache/f.png",
-                 "out/old.png"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"x")
-    items = discover(tmp_path, tmp_path / "out")
-    assert [(i.input, i.output) for i in items] == [("a/c.jpeg", "a/c.png"), ("a/d.Tiff", "a/d.png"),
-                                                    ("b.PNG", "b.png")]
-    assert all(Path(i.source).is_absolute() and Path(i.source).is_file() for i in items)
-    assert discover(tmp_path, tmp_path / "out", fmt="webp")[0].output == "a/c.webp"
-
-
-def test_glob_outputs_are_relative_to_the_globs_fixed_part(tmp_path):
-    for name in ("shoot/x/1.jpg", "shoot/2.jpg", "shoot/3.png"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"x")
-    items = discover(str(tmp_path / "shoot" / "**" / "*.jpg"), tmp_path / "out")
-    assert [(i.input, i.output) for i in items] == [("2.jpg", "2.png"), ("x/1.jpg", "x/1.png")]
-
-
-def test_csv_and_jsonl_manifests_give_per_row_overrides(tmp_path):
-    (tmp_path / "sub").mkdir()
-    csv_path = tmp_path / "list.csv"
-    csv_path.write_text("image,prompt,seed,mask\nsub/a.jpg,a beach,7,\nb.png,,,m.png\n", encoding="utf-8-sig")
-    a, b = discover(csv_path, tmp_path / "out")
-    assert (a.input, a.output, a.overrides) == ("sub/a.jpg", "sub/a.png", {"prompt": "a beach", "seed": "7"})
-    assert a.source == str(tmp_path / "sub" / "a.jpg")
-    assert b.overrides == {"mask": str(tmp_path / "m.png")}  # relative to the manifest, like images
-    jsonl = write_jsonl(tmp_path / "list.jsonl", [{"image": "sub/a.jpg", "seed": 3, "keep": "dog"}, {"image": "b.png"}])
-    assert [i.overrides for i in discover(jsonl, tmp_path / "out")] == [{"seed": 3, "keep": "dog"}, {}]
-
-
-@pytest.mark.parametrize("rows, message", [
-    ([{"image": "a.png", "promt": "typo"}], "unknown column 'promt'"),
-    ([{"image": "a.png", "op": "remove"}], "unknown column 'op'"),
-    ([{"prompt": "x"}], "no 'image'"),
-    ([{"image": "a.png"}, {"image": "./a.png"}], "already listed"),
-])
-def test_manifest_mistakes_are_refused_before_any_work(tmp_path, rows, message):
-    with pytest.raises(InvalidOptionError, match=message):
-        discover(write_jsonl(tmp_path / "m.jsonl", rows), tmp_path / "out")
-
-
-def test_hostile_manifest_paths_get_outputs_inside_outdir(tmp_path):
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    rows = [{"image": "../../etc/x.png"}, {"image": "/etc/passwd.png"}, {"image": "a/../../b.png"},
-            {"image": "..\\..\\w.png"}, {"image": "ok/../fine.png"}]
-    items = discover(write_jsonl(jobs / "m.jsonl", rows), tmp_path / "out")
-    outputs = [i.output for i in items]
-    assert outputs[-1] == "fine.png"
-    assert all(o.startswith("_external/") and ".." not in o.split("/") for o in outputs[:-1])
-    assert len(set(outputs)) == len(outputs)
-    root = (tmp_path / "out").resolve()
-    for item in items:
-        assert contained_path(tmp_path / "out", item.output).is_relative_to(root)
-
-
-def test_contained_path_refuses_escapes_including_symlinks(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "link").symlink_to(tmp_path)
-    with pytest.raises(InvalidOptionError):
-        contained_path(out, "../x.png")
-    with pytest.raises(InvalidOptionError, match="outside"):
-        contained_path(out, "link/x.png")
-    assert safe_relative("/a//./b\nc.png") == "a/b_c.png"
-
-
-def test_colliding_output_names_keep_their_old_suffix(tmp_path):
-    for name in ("a.jpg", "a.png", "b.jpg"):
-        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "in" / name).write_bytes(b"x")
-    assert [i.output for i in discover(tmp_path / "in", tmp_path / "out")] == ["a_jpg.png", "a_png.png", "b.png"]
-
-
-def test_outputs_can_never_land_on_inputs(tmp_path):
-    (tmp_path / "a.jpg").write_bytes(b"x")
-    with pytest.raises(InvalidOptionError, match="output folder is the input folder"):
-        discover(tmp_path, tmp_path)
-    manifest = write_jsonl(tmp_path / "m.jsonl", [{"image": "x/a.png"}])
-    (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "a.png").write_bytes(b"x")
-    with pytest.raises(InvalidOptionError, match="would overwrite the input"):
-        discover(manifest, tmp_path)  # OUTDIR/x/a.png is the input itself
-
-
-# ------------------------------------------------------------------------------------------ results
-def test_results_survive_a_torn_last_line_and_the_last_row_wins(tmp_path):
-    (tmp_path / "a.png").write_bytes(b"x")
-    (tmp_path / "manifest.jsonl").write_bytes(
-        b'{"input": "a.jpg", "status": "failed"}\n{"input": "a.jpg", "status": "done", "output": "a.png"}\n'
-        b'{"input": "b.jpg", "status": "do')  # killed in the middle of an append
-    with ResultsWriter(tmp_path) as writer:
-        writer.append({"input": "b.jpg", "status": "done", "output": "b.png"})
-    rows = read_rows(tmp_path / "manifest.jsonl")
-    assert [r["input"] for r in rows] == ["a.jpg", "a.jpg", "b.jpg"]
-    assert latest_rows(rows)["a.jpg"]["status"] == "done"
-    assert done_inputs(tmp_path) == {"a.jpg"}  # b.png is missing: b.jpg must be done again
-
-
-def test_one_run_per_outdir_and_only_our_temporaries_are_swept(tmp_path):
-    (tmp_path / "sub").mkdir()
-    ours, theirs = tmp_path / "sub" / ".a.png.k3_x9QzB.tmp", tmp_path / ".notes.tmp"
-    ours.write_bytes(b"half an image")
-    theirs.write_bytes(b"a user's file")
-    assert remove_stale_temporaries(tmp_path) == 1 and not ours.exists() and theirs.exists()
-    with ResultsWriter(tmp_path), pytest.raises(PromptPaintError, match="another batch is running"):
-        ResultsWriter(tmp_path)
-    ResultsWriter(tmp_path).close()  # released
-
-
-def test_seeds_are_stable_per_item_and_rows_may_set_them():
-    item = BatchItem("shoot/a.jpg", "/x/shoot/a.jpg", "shoot/a.png")
-    recipe = {"edits": [RECIPE["edits"][0], {"op": "remove", "box": "1,1,5,5"}]}
-    seeds = [e.seed for e in item_recipe(recipe, item).edits]
-    assert seeds == [item_seed("shoot/a.jpg", 0), item_seed("shoot/a.jpg", 1)] and seeds[0] != seeds[1]
-    assert item_seed("shoot/b.jpg") != seeds[0]
-    with_row = BatchItem("a", "/a", "a.png", {"seed": "7", "prompt": "a cat"})
-    edits = item_recipe(recipe, with_row).edits
-    assert [e.seed for e in edits] == [7, 7] and edits[0].prompt == "a cat"
-    assert variant_paths("a/b.png", 1) == ["a/b.png"]
-    assert variant_paths("a/b.png", 2) == ["a/b_0.png", "a/b_1.png"]
 
 
 def test_ray_engine_without_ray_says_how_to_install(monkeypatch):
@@ -432,4 +313,3 @@ def test_a_killed_run_resumed_ends_with_every_item_done_exactly_once(tmp_path, p
     assert len(counts) == 20 and set(counts.values()) == {1}
     assert all((out / r["output"]).is_file() for r in read_rows(out / "manifest.jsonl"))
     assert not list(out.rglob("*.tmp"))
-

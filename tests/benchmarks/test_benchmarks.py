@@ -16,7 +16,7 @@ from benchmarks import ablations
 from benchmarks.job import JOB, LABELS, SideConfig, changed_outside, choose_boxes, clip_to_box, photo
 from benchmarks.run import parse_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIDE_KEYS = {"load_s", "detect_s", "segment_s", "inpaint_s", "total_s", "peak_rss_mb", "changed_outside_share"}
 
 

@@ -1,12 +1,11 @@
 """Batched model calls across images: the lockstep driver with fake models (exact expectations),
-then ``Pipeline.run_many`` and the batched backends with the tiny models against one-at-a-time runs."""
+then ``Pipeline.run_many`` with the tiny models against one-at-a-time runs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from promptpaint.core.images import image_hash
 from promptpaint.errors import ImageLoadError, InvalidOptionError, ModelLoadError, NothingFoundError
 from promptpaint.pipeline.batching import InpaintCall, SelectHint, run_alone, run_together
 
@@ -195,54 +194,6 @@ def test_run_many_reports_bad_images_and_finishes_the_rest(tiny_pipeline):
     assert isinstance(outcomes[2], NothingFoundError)
     assert_same_edit(tiny_pipeline.run(good[0], replace), outcomes[0])
     assert_same_edit(tiny_pipeline.run(good[1], replace), outcomes[3])
-
-
-def tensors(embeddings):
-    return [embeddings] if hasattr(embeddings, "shape") else list(embeddings)
-
-
-@pytest.mark.parametrize("family", ["sam", "sam2"])
-def test_batched_encodings_match_single_ones(tiny, family):
-    from promptpaint.pipeline.pipeline import Pipeline
-
-    segmenter = Pipeline(segmenter=str(tiny[family]), device="cpu").segmenter()
-    images = photos([(160, 120), (120, 160), (96, 64)], seed=3)
-    before = segmenter.encode_count
-    segmenter.encode_many(images + [images[0]])  # a repeated image is encoded once
-    assert segmenter.encode_count == before + 3
-    for image in images:
-        batched = segmenter.encode(image)  # from the cache
-        alone = segmenter._encode([image])[0]
-        assert (batched.original_size, batched.resized_size) == (alone.original_size, alone.resized_size)
-        for b, a in zip(tensors(batched.embeddings), tensors(alone.embeddings), strict=True):
-            assert b.shape == a.shape and b.shape[0] == 1
-            assert (b - a).abs().max().item() < 1e-4
-    assert segmenter.encode_count == before + 3
-    masks, _ = segmenter.segment(images[1], boxes=np.array([[10, 10, 60, 50]], np.float32))
-    assert masks.shape == (1, 160, 120)
-
-
-@pytest.mark.parametrize("family", ["grounding-dino", "owlv2"])
-def test_batched_detections_match_single_ones(tiny, family):
-    from promptpaint.pipeline.pipeline import Pipeline
-
-    detector = Pipeline(detector=str(tiny[family]), device="cpu").detector()
-    images = photos([(160, 120), (160, 120), (144, 112)], seed=4)
-    labels = ["cat", "remote control"]
-    forwards = []
-    undo = spy(detector, "_forward", forwards)
-    try:
-        detector.detect_many(images, labels)
-        found = [detector.detect(im, labels, 0.0, 0.0) for im in images]
-    finally:
-        undo()
-    assert sorted(forwards) == [1, 2]  # one pass per image size; detect() then hits the cache
-    for image, dets in zip(images, found):
-        batched = detector._raw.get_or_compute((image_hash(image), tuple(labels)), lambda: None)
-        alone = detector._forward([image], labels)[0]
-        for b, a in zip(batched, alone, strict=True):
-            assert b.shape == a.shape and np.abs(b - a).max() < 1e-3
-        assert dets.image_size == (image.shape[1], image.shape[0])
 
 
 def test_run_many_goes_batch_size_images_at_a_time(tiny_pipeline, monkeypatch):
