@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from promptpaint.pipeline.pipeline import Pipeline
 
@@ -23,3 +24,17 @@ def test_large_outpaint_is_filled_tile_by_tile(tiny):
     assert len(result.windows) > 1
     assert all(max(j.model_size) <= 2 * 64 for j in result.windows)  # tiny model: working size 64
     assert np.array_equal(result.image[:, :300], photo)
+
+
+def test_the_pipelines_limits_bound_the_canvas(tiny, cat_rgb, monkeypatch):
+    """#11: the canvas limit is the Pipeline's (``Limits``), not only the environment's."""
+    from promptpaint.errors import InvalidOptionError
+    from promptpaint.options import Limits
+
+    monkeypatch.setenv("PROMPTPAINT_MAX_PIXELS", "1000000000")
+    small = Pipeline(inpainter=str(tiny["sd-inpaint"]), device="cpu", limits=Limits(max_pixels=150_000))
+    with pytest.raises(InvalidOptionError, match="exceeds the pixel limit 150000"):
+        small.outpaint(cat_rgb, expand="0,0,100,0", steps=1, seed=0)  # 551x300 = 165,300 pixels
+    monkeypatch.setenv("PROMPTPAINT_MAX_PIXELS", "150000")
+    large = Pipeline(inpainter=str(tiny["sd-inpaint"]), device="cpu", limits=Limits(max_pixels=200_000))
+    assert large.outpaint(cat_rgb, expand="0,0,100,0", steps=1, seed=0).image.shape == (300, 551, 3)
