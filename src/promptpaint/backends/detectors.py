@@ -38,8 +38,8 @@ class _TransformersDetector(TransformersBackend):
 
     returns_masks = False
     batches = True
-    default_box_threshold = 0.3
-    default_text_threshold: float | None = 0.25
+    default_box_threshold: float
+    default_text_threshold: float | None
 
     def __init__(self, ref: ModelRef, device: str, dtype: str):
         super().__init__(ref, device, dtype)
@@ -54,9 +54,12 @@ class _TransformersDetector(TransformersBackend):
     def forward_count(self) -> int:
         return self._raw.computed
 
-    def detect(self, image, labels, box_threshold, text_threshold):
+    def detect(self, image, labels, box_threshold=None, text_threshold=None):
         """Boxes whose score passes ``box_threshold`` and whose best label passes ``text_threshold``
-        (None: no text threshold)."""
+        (each the detector's default when None; a detector whose default text threshold is None
+        has none)."""
+        box_threshold = self.default_box_threshold if box_threshold is None else box_threshold
+        text_threshold = self.default_text_threshold if text_threshold is None else text_threshold
         h, w = image.shape[:2]
         raw = self._raw.get_or_compute((image_hash(image), tuple(labels)),
                                        lambda: self._forward([image], list(labels))[0])
@@ -100,13 +103,22 @@ def _corners(cxcywh: np.ndarray, scale_w: float, scale_h: float) -> np.ndarray:
 
 
 class GroundingDinoDetector(_TransformersDetector):
-    """Grounding DINO scores every query box against every text token. A box's label is the label
-    whose tokens score highest (not the phrase of all tokens above a threshold, which glues
-    labels together and loses boxes), so every label of the prompt can be answered."""
+    """Grounding DINO scores every query box against every text token. A label's score is the
+    mean over its tokens (the GLIP/mmdet convention: "car" and "red car" do not tie on the token
+    they share), and a box's label is the label scoring highest (not the phrase of all tokens
+    above a threshold, which glues labels together and loses boxes), so every label of the prompt
+    can be answered."""
+
+    # The model card's example (IDEA-Research/grounding-dino-tiny and -base):
+    # post_process_grounded_object_detection(..., threshold=0.4, text_threshold=0.3).
+    # (The processor's own defaults are 0.25 and 0.25.)
+    default_box_threshold = 0.4
+    default_text_threshold = 0.3
 
     def _forward(self, images, labels):
         from PIL import Image
 
+        # The processor's own way to join candidate labels: lower case, ". "-separated, final ".".
         text = ". ".join(label.lower() for label in labels) + "."
         inputs = self.processor(images=[Image.fromarray(im) for im in images], text=[text] * len(images),
                                 return_tensors="pt")
@@ -116,10 +128,8 @@ class GroundingDinoDetector(_TransformersDetector):
         for i, image in enumerate(images):
             h, w = image.shape[:2]
             probs = outputs.logits[i].float().sigmoid().cpu().numpy()  # (queries, text tokens)
-            per_label = np.stack([probs[:, span].max(axis=1) if span else np.zeros(len(probs), np.float32)
-                                  for span in spans], axis=1)
             boxes = _corners(outputs.pred_boxes[i].float().cpu().numpy(), w, h)
-            raws.append((per_label, probs.max(axis=1), boxes))
+            raws.append((label_scores(probs, spans), probs.max(axis=1), boxes))
         return raws
 
     def _label_spans(self, ids: list[int], count: int) -> list[list[int]]:
@@ -137,16 +147,28 @@ class GroundingDinoDetector(_TransformersDetector):
         return spans[:count]
 
 
+def label_scores(probs: np.ndarray, spans: list[list[int]]) -> np.ndarray:
+    """(queries, tokens) token probabilities -> (queries, labels): each label's mean over its
+    tokens (0 for a label with no token, e.g. cut off by the text length limit)."""
+    return np.stack([probs[:, span].mean(axis=1) if span else np.zeros(len(probs), np.float32)
+                     for span in spans], axis=1).astype(np.float32)
+
+
 class Owlv2Detector(_TransformersDetector):
     """OWLv2 scores every image patch's box against each text query; there is no separate text
     threshold (``text_threshold`` is ignored)."""
 
+    # transformers' Owlv2 post_process_object_detection default; OWLv2 scores run far lower than
+    # Grounding DINO's, so a shared threshold would lose most of its boxes.
+    default_box_threshold = 0.1
     default_text_threshold = None
+    #: One template for every label, as in the model card and the OWL-ViT paper's CLIP-style queries.
+    QUERY_TEMPLATE = "a photo of a {}"
 
     def _forward(self, images, labels):
         from PIL import Image
 
-        queries = [f"a photo of {label}" if len(label.split()) == 1 else label for label in labels]
+        queries = [self.QUERY_TEMPLATE.format(label) for label in labels]
         inputs = self.processor(text=[queries] * len(images), images=[Image.fromarray(im) for im in images],
                                 return_tensors="pt")
         outputs = self._run(inputs)
@@ -159,7 +181,7 @@ class Owlv2Detector(_TransformersDetector):
             raws.append((per_label, per_label.max(axis=1), boxes))
         return raws
 
-    def detect(self, image, labels, box_threshold, text_threshold):
+    def detect(self, image, labels, box_threshold=None, text_threshold=None):
         return super().detect(image, labels, box_threshold, None)
 
 

@@ -27,6 +27,8 @@ class Sam3TextSegmenter(TransformersBackend):
     takes_points = False
     batches = False
     returns_masks = True
+    # Sam3Processor.post_process_instance_segmentation's default score threshold; SAM 3 has no
+    # separate text threshold.
     default_box_threshold = 0.3
     default_text_threshold = None
 
@@ -54,11 +56,13 @@ class Sam3TextSegmenter(TransformersBackend):
         with torch.inference_mode():
             return self.model.get_vision_features(pixel_values=inputs["pixel_values"].to(self.device, self.dtype))
 
-    def detect_and_segment(self, image: np.ndarray, labels: list[str], threshold: float) -> Detections:
-        """Every instance of every label, with full-resolution masks."""
+    def detect_and_segment(self, image: np.ndarray, labels: list[str], threshold: float | None = None) -> Detections:
+        """Every instance of every label, with full-resolution masks (``threshold``: the score an
+        instance needs; the default when None)."""
         import torch
         from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
 
+        threshold = self.default_box_threshold if threshold is None else threshold
         h, w = image.shape[:2]
         vision = self._vision(image)
         n = len(labels)
@@ -93,7 +97,7 @@ class Sam3TextSegmenter(TransformersBackend):
         found = Detections.concat(parts)
         return found if len(found) else Detections.empty((w, h))
 
-    def detect(self, image: np.ndarray, labels: list[str], box_threshold: float,
+    def detect(self, image: np.ndarray, labels: list[str], box_threshold: float | None = None,
                text_threshold: float | None = None) -> Detections:
         """As a detector: every instance, with its mask (SAM 3 has no text threshold)."""
         return self.detect_and_segment(image, labels, box_threshold)
