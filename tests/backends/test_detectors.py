@@ -230,3 +230,10 @@ def test_grounding_dino_equals_post_process_grounded_object_detection(gdino, cat
     np.testing.assert_array_equal(ours.xyxy[a], boxes[kept][b])
     np.testing.assert_array_equal(ours.scores[a], per_label.max(axis=1)[kept][b])
     assert [ours.labels[i] for i in a] == [labels[j] for j in per_label.argmax(axis=1)[kept][b]]
+
+
+def test_an_owlv2_query_longer_than_its_16_tokens_is_cut_not_refused(owlv2, cat_rgb):
+    long_label = "remote control lying on a striped sofa"  # spelled out letter by letter by the tiny tokenizer
+    assert len(owlv2.processor.tokenizer(f"a photo of a {long_label}")["input_ids"]) > 16
+    found = owlv2.detect(cat_rgb, ["cat", long_label], 0.0)
+    assert set(found.labels) <= {"cat", long_label}

@@ -169,8 +169,9 @@ class Owlv2Detector(_TransformersDetector):
         from PIL import Image
 
         queries = [self.QUERY_TEMPLATE.format(label) for label in labels]
+        # OWLv2 reads at most 16 text tokens: a longer query is cut rather than refused.
         inputs = self.processor(text=[queries] * len(images), images=[Image.fromarray(im) for im in images],
-                                return_tensors="pt")
+                                truncation=True, return_tensors="pt")
         outputs = self._run(inputs)
         raws = []
         for i, image in enumerate(images):
