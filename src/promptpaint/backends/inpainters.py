@@ -23,51 +23,41 @@ VAE_TILING_SIDE = 1280
 
 
 class DiffusersInpainter:
-    """SD 1.5 and SDXL inpainting (same calling convention) and FLUX.1 Fill."""
+    """What the diffusers inpainting families share; each family is a subclass that declares its
+    model card's defaults and how its pipeline loads."""
 
+    family: str
+    default_steps: int
+    default_guidance: float
+    default_strength: float
+    fp16_safe = True  # False: activations overflow float16 (see runtime.pick_dtype)
+    takes_negative_prompt = True
     needs_prompt = True
     upscale = True
     batches = True  # mask, prompt and negative_prompt may also be lists, one per image
-    default_strength = 1.0
-
-    #: family -> (default steps, default guidance). DPM++ 2M (Karras) reaches SD's 50-step PNDM
-    #: quality in about 25 steps; FLUX.1 Fill's card recommends 28 to 50 steps at guidance 30.
-    DEFAULTS = {"sd-inpaint": (25, 7.5), "sdxl-inpaint": (25, 7.5), "flux-fill": (28, 30.0)}
 
     def __init__(self, ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False):
         folder = local_folder(ref)  # fails fast, before the slow library imports
         import torch
 
         self.ref = ref
-        self.family = ref.family
         self.model_id = ref.id
         self.device = device
-        self.dtype = pick_dtype(dtype, device, generative=True)
-        self.default_steps, self.default_guidance = self.DEFAULTS[ref.family]
-        self.takes_negative_prompt = ref.family != "flux-fill"  # FLUX.1 Fill uses no classifier-free guidance
+        self.dtype = pick_dtype(dtype, device, generative=True, fp16_safe=self.fp16_safe)
         enable_fast_math(device)
         try:
             from diffusers.utils import logging as diffusers_logging
 
             diffusers_logging.disable_progress_bar()  # our own bar shows the denoising steps
-            if ref.family == "flux-fill":
-                from diffusers import FluxFillPipeline as cls
-            else:
-                from diffusers import AutoPipelineForInpainting as cls
-            pipe = cls.from_pretrained(folder, dtype=self.dtype, use_safetensors=True)
+            pipe = self._pipeline_class().from_pretrained(folder, dtype=self.dtype, use_safetensors=True)
         except Exception as error:  # noqa: BLE001
             raise load_error(ref, error) from error
-        if ref.family != "flux-fill":
-            from diffusers import DPMSolverMultistepScheduler
-
-            pipe.scheduler = DPMSolverMultistepScheduler.from_config(
-                pipe.scheduler.config, use_karras_sigmas=True, algorithm_type="dpmsolver++")
+        self._configure(pipe)
         if getattr(pipe, "safety_checker", None) is not None:
             pipe.safety_checker = None  # an editing tool: the user owns the content
         pipe.set_progress_bar_config(disable=True)
-        denoiser = pipe.transformer if ref.family == "flux-fill" else pipe.unet
         if device == "cuda":
-            denoiser.to(memory_format=torch.channels_last)
+            self._denoiser(pipe).to(memory_format=torch.channels_last)
         # The VAE's convolutions at full resolution are faster channels-last on CPUs too (measured
         # on a 2-core AMD EPYC at 512x512: encode -13%, decode -11% CPU time; the UNet gains nothing).
         pipe.vae.to(memory_format=torch.channels_last)
@@ -76,21 +66,39 @@ class DiffusersInpainter:
         else:
             pipe.to(device)
         if compile:
-            compiled = torch.compile(denoiser, mode="max-autotune-no-cudagraphs", fullgraph=False)
-            if ref.family == "flux-fill":
-                pipe.transformer = compiled
-            else:
-                pipe.unet = compiled
+            self._compile(pipe, torch.compile(self._denoiser(pipe), mode="max-autotune-no-cudagraphs", fullgraph=False))
         self.pipe = pipe
-        scale = pipe.vae_scale_factor
-        if ref.family == "flux-fill":
-            self.multiple = scale * 2  # latents are packed in 2x2 patches
-            self.working_size = pipe.default_sample_size * scale
-        else:
-            self.multiple = scale
-            self.working_size = int(pipe.unet.config.sample_size) * scale
+        self.multiple, self.working_size = self._sizes(pipe)
 
-    def inpaint(self, images, mask, *, prompt, negative_prompt, seeds, steps, guidance, strength, progress=None):
+    # -- what each family says about itself
+    def _pipeline_class(self):
+        from diffusers import AutoPipelineForInpainting
+
+        return AutoPipelineForInpainting
+
+    def _configure(self, pipe) -> None:
+        """DPM++ 2M (Karras) reaches SD's 50-step PNDM quality in about 25 steps."""
+        from diffusers import DPMSolverMultistepScheduler
+
+        pipe.scheduler = DPMSolverMultistepScheduler.from_config(
+            pipe.scheduler.config, use_karras_sigmas=True, algorithm_type="dpmsolver++")
+
+    @staticmethod
+    def _denoiser(pipe):
+        return pipe.unet
+
+    @staticmethod
+    def _compile(pipe, compiled) -> None:
+        pipe.unet = compiled
+
+    @staticmethod
+    def _sizes(pipe) -> tuple[int, int]:
+        """(multiple, working size) in pixels."""
+        return pipe.vae_scale_factor, int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
+
+    # -- generation
+    def inpaint(self, images, mask, *, prompt, negative_prompt, seeds, steps=None, guidance=None, strength=None,
+                progress=None):
         import torch
         from PIL import Image
 
@@ -100,6 +108,8 @@ class DiffusersInpainter:
         h, w = masks[0].shape
         if w % self.multiple or h % self.multiple:
             raise ValueError(f"inpaint size {w}x{h} is not a multiple of {self.multiple}")
+        if any(negatives) and not self.takes_negative_prompt:
+            raise UnsupportedOperationError(f"{self.model_id} takes no negative prompt; drop --negative-prompt")
         steps = steps or self.default_steps
         strength = self.default_strength if strength is None else strength
         kwargs = dict(
@@ -113,10 +123,10 @@ class DiffusersInpainter:
             generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
             output_type="np",
         )
-        if self.takes_negative_prompt:
+        if any(negatives):
+            # Only when given: SDXL encodes no negative prompt as zeros (force_zeros_for_empty_prompt),
+            # which an empty string is not.
             kwargs["negative_prompt"] = negatives
-        elif any(negatives):
-            raise UnsupportedOperationError("FLUX.1 Fill takes no negative prompt; drop --negative-prompt")
         if progress is not None:
             total = max(1, min(steps, int(steps * strength)))
 
@@ -137,6 +147,68 @@ class DiffusersInpainter:
         return [np.clip(np.rint(np.asarray(im) * 255), 0, 255).astype(np.uint8) for im in out]
 
 
+class Sd15Inpainter(DiffusersInpainter):
+    """stable-diffusion-v1-5/stable-diffusion-inpainting and its fine-tunes."""
+
+    family = "sd-inpaint"
+    # The card calls the pipeline with its defaults (50 PNDM steps, guidance 7.5, strength 1.0: the
+    # inpainting UNet is trained to fill from pure noise); 25 DPM++ 2M Karras steps match 50 PNDM.
+    default_steps = 25
+    default_guidance = 7.5
+    default_strength = 1.0
+
+
+class SdxlInpainter(DiffusersInpainter):
+    """diffusers/stable-diffusion-xl-1.0-inpainting-0.1."""
+
+    family = "sdxl-inpaint"
+    # Its model card: guidance_scale=8.0, num_inference_steps=20 ("15 to 30 work well"), and
+    # strength=0.99: the pipeline's own default is 0.9999 and at 1.0 the result loses sharpness.
+    default_steps = 20
+    default_guidance = 8.0
+    default_strength = 0.99
+
+
+class FluxFillInpainter(DiffusersInpainter):
+    """black-forest-labs/FLUX.1-Fill-dev (guidance-distilled: no negative prompt)."""
+
+    family = "flux-fill"
+    # The card's example: guidance_scale=30, num_inference_steps=50; 28 is FLUX.1 [dev]'s own
+    # default step count (FluxPipeline) and gives the card's quality at about half the time.
+    # Fill repaints from pure noise (strength 1.0, the pipeline's default).
+    default_steps = 28
+    default_guidance = 30.0
+    default_strength = 1.0
+    fp16_safe = False  # FLUX activations overflow float16: black images
+    takes_negative_prompt = False
+
+    def _pipeline_class(self):
+        from diffusers import FluxFillPipeline  # AutoPipelineForInpainting does not map FluxFill
+
+        return FluxFillPipeline
+
+    def _configure(self, pipe) -> None:
+        """Its flow-matching scheduler as shipped."""
+
+    @staticmethod
+    def _denoiser(pipe):
+        return pipe.transformer
+
+    @staticmethod
+    def _compile(pipe, compiled) -> None:
+        pipe.transformer = compiled
+
+    @staticmethod
+    def _sizes(pipe) -> tuple[int, int]:
+        # latents are packed in 2x2 patches
+        return pipe.vae_scale_factor * 2, pipe.default_sample_size * pipe.vae_scale_factor
+
+
+#: family -> backend class (each declares its defaults as class attributes, readable unloaded)
+INPAINTERS: dict[str, type[DiffusersInpainter]] = {
+    cls.family: cls for cls in (Sd15Inpainter, SdxlInpainter, FluxFillInpainter)}
+
+
 def load_inpainter(ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False) -> Inpainter:
     return cached(("inpainter", ref.source, device, dtype, offload, compile),
-                  lambda: DiffusersInpainter(ref, device, dtype, offload, compile))
+                  lambda: INPAINTERS[ref.family](ref, device, dtype, offload, compile))
