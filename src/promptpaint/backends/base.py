@@ -57,14 +57,12 @@ class TransformersBackend:
 
     def __init__(self, ref: ModelRef, device: str, dtype: str):
         folder = local_folder(ref)  # fails fast, before the slow library imports
-        from transformers import AutoProcessor
-
         self.ref = ref
         self.model_id = ref.id
         self.device = device
         self.dtype = pick_dtype(dtype, device, generative=self.generative)
         try:
-            self.processor = AutoProcessor.from_pretrained(folder)
+            self.processor = self._processor_class().from_pretrained(folder)
             self.model = self._model_class().from_pretrained(
                 folder, dtype=self.dtype, use_safetensors=True).to(device).eval()
         except Exception as error:  # noqa: BLE001
@@ -72,6 +70,11 @@ class TransformersBackend:
 
     def _model_class(self):
         raise NotImplementedError
+
+    def _processor_class(self):
+        from transformers import AutoProcessor
+
+        return AutoProcessor
 
     def _to_device(self, inputs) -> dict:
         """Float tensors to the model's device and dtype, integer ones (ids, masks) to its device."""

@@ -2,14 +2,18 @@
 
 The image is encoded once (cached by content); all labels of a request then run as one batch
 against that single encoding (the vision features are expanded as views, not copied).
+Box and point prompts go to SAM 3's other half, its SAM-2-style tracker, loaded on first use
+from the same checkpoint (see :class:`~promptpaint.backends.segmenters.Sam3TrackerSegmenter`).
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from promptpaint.backends.base import LRU, TransformersBackend
-from promptpaint.backends.registry import ModelRef, cached
+from promptpaint.backends.registry import ModelRef, cached, local_folder
 from promptpaint.core.geometry import clamp_boxes
 from promptpaint.core.images import image_hash
 from promptpaint.core.types import Detections
@@ -23,6 +27,7 @@ class Sam3TextSegmenter(TransformersBackend):
     """Both a segmenter that finds from text and a detector that returns masks."""
 
     finds_from_text = True
+    #: True when the checkpoint also holds SAM 3's tracker (facebook/sam3 does; set at load)
     takes_boxes = False
     takes_points = False
     batches = False
@@ -34,7 +39,11 @@ class Sam3TextSegmenter(TransformersBackend):
 
     def __init__(self, ref: ModelRef, device: str, dtype: str):
         super().__init__(ref, device, dtype)
+        self.dtype_name = dtype
         self._vision_cache = LRU(CACHE_SIZE)
+        self._tracker_backend = None
+        self._tracker_lock = threading.Lock()
+        self.takes_boxes = self.takes_points = _has_tracker(self.ref)
 
     def _model_class(self):
         from transformers import Sam3Model
@@ -88,7 +97,7 @@ class Sam3TextSegmenter(TransformersBackend):
         parts = []
         for label, result in zip(labels, results):
             masks = result["masks"].cpu().numpy().astype(bool).reshape(-1, h, w)
-            keep = masks.reshape(len(masks), -1).any(axis=1)  # an empty mask is no instance
+            keep = masks.reshape(len(masks), h * w).any(axis=1)  # an empty mask is no instance (none: 0 rows)
             if not keep.any():
                 continue
             boxes = clamp_boxes(result["boxes"].cpu().numpy().reshape(-1, 4)[keep], (w, h))
@@ -103,8 +112,36 @@ class Sam3TextSegmenter(TransformersBackend):
         return self.detect_and_segment(image, labels, box_threshold)
 
     def segment(self, image, boxes=None, points=None):
-        raise UnsupportedOperationError("the SAM 3 backend here takes text prompts; for --box or --point "
-                                        "choose --segmenter sam-b or sam2-t")
+        """Box and point prompts through SAM 3's tracker (``Sam3TrackerModel``, SAM-2-style
+        prompting), loaded from the same checkpoint on first use."""
+        return self._tracker().segment(image, boxes=boxes, points=points)
+
+    def _tracker(self):
+        with self._tracker_lock:
+            if self._tracker_backend is None:
+                self._tracker_backend = self._load_tracker()
+        return self._tracker_backend
+
+    def _load_tracker(self):
+        from promptpaint.backends.segmenters import Sam3TrackerSegmenter
+
+        if not self.takes_boxes:
+            raise UnsupportedOperationError(
+                f"{self.model_id} holds only SAM 3's text detector, not its tracker: for --box or --point "
+                "use the full facebook/sam3 checkpoint, or --segmenter sam-b or sam2-t")
+        tracker = Sam3TrackerSegmenter(self.ref, self.device, self.dtype_name)
+        # Both halves read the same ViT backbone weights from the checkpoint: keep one copy.
+        tracker.model.vision_encoder.backbone = self.model.vision_encoder.backbone
+        return tracker
+
+
+def _has_tracker(ref: ModelRef) -> bool:
+    """Whether the checkpoint holds SAM 3's tracker too: the full facebook/sam3 (``sam3_video``)
+    does, a detector-only export (``sam3``) does not."""
+    import json
+
+    config = json.loads((local_folder(ref) / "config.json").read_text())
+    return config.get("model_type") == "sam3_video"
 
 
 def load_sam3(ref: ModelRef, device: str, dtype: str) -> Sam3TextSegmenter:

@@ -47,6 +47,7 @@ __all__ = [
     "build_sam",
     "build_sam2",
     "build_sam3",
+    "build_sam3_full",
     "build_sd_inpaint",
     "build_sdxl_inpaint",
     "is_complete",
@@ -447,6 +448,53 @@ def build_sam3(folder: Path) -> Path:
     processor = Sam3Processor(image_processor=image_processor, tokenizer=tokenizer)
     model.save_pretrained(folder, safe_serialization=True)
     processor.save_pretrained(folder)
+    return folder
+
+
+@_seeded_and_quiet
+def build_sam3_full(folder: Path) -> Path:
+    """A twin of the full ``facebook/sam3`` checkpoint (``model_type`` ``sam3_video``): SAM 3's text
+    detector AND its SAM-2-style tracker in one folder, so that ``Sam3Model`` and
+    ``Sam3TrackerModel`` both load from it (the tracker reads the detector's ViT backbone).
+
+    Not part of `build_all` (the kit's ``sam3`` is the detector alone). Its vision neck has the real
+    model's four scale factors, of which the tracker uses the first three."""
+    from safetensors.torch import load_file, save_file
+    from transformers import Sam3Config, Sam3TrackerVideoConfig, Sam3VideoConfig, Sam3VideoModel
+    from transformers.models.sam3_tracker_video.configuration_sam3_tracker_video import (
+        Sam3TrackerVideoMaskDecoderConfig,
+        Sam3TrackerVideoPromptEncoderConfig,
+    )
+
+    build_sam3.__wrapped__(folder)  # processor, tokenizer and the detector's configuration
+    size, grid = SAM3_IMAGE_SIZE, SAM3_IMAGE_SIZE // 14
+    detector = Sam3Config.from_pretrained(folder).to_dict()
+    detector["vision_config"]["scale_factors"] = [4.0, 2.0, 1.0, 0.5]
+    detector["vision_config"]["backbone_feature_sizes"] = [[grid * 4] * 2, [grid * 2] * 2, [grid] * 2]
+    detector = Sam3Config(**detector)
+    tracker = Sam3TrackerVideoConfig(
+        vision_config=detector.vision_config.to_dict(),
+        prompt_encoder_config=Sam3TrackerVideoPromptEncoderConfig(
+            hidden_size=32, image_size=size, patch_size=14, mask_input_channels=4
+        ),
+        mask_decoder_config=Sam3TrackerVideoMaskDecoderConfig(
+            hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=4, iou_head_hidden_dim=32
+        ),
+        memory_attention_hidden_size=32,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=32,
+        memory_encoder_hidden_size=32,
+        memory_encoder_output_channels=16,
+        mask_downsampler_embed_dim=32,
+        image_size=size,
+    )
+    model = Sam3VideoModel(Sam3VideoConfig(detector_config=detector, tracker_config=tracker)).eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    # transformers 5 saves the tracker's weights as "tracker_model.tracker_model.*" (its prefix
+    # conversion applied twice); the published checkpoint has "tracker_model.*", which loads.
+    weights = folder / "model.safetensors"
+    state = {k.replace("tracker_model.tracker_model.", "tracker_model."): v for k, v in load_file(weights).items()}
+    save_file(state, weights, metadata={"format": "pt"})
     return folder
 
 
