@@ -30,7 +30,7 @@ def pipe(tiny):
 
 
 @pytest.mark.parametrize("family, returns_masks, text_threshold", [
-    ("grounding-dino", False, 0.25), ("owlv2", False, None), ("sam3", True, None)])
+    ("grounding-dino", False, 0.3), ("owlv2", False, None), ("sam3", True, None)])
 def test_detectors_declare_their_capabilities(tiny, pipe, family, returns_masks, text_threshold):
     detector = pipe.detector(str(tiny[family]))
     check(detector, Detector)
@@ -46,13 +46,14 @@ def test_segmenters_declare_their_capabilities(tiny, pipe, family, from_text):
     assert segmenter.takes_boxes is segmenter.takes_points is segmenter.batches is (not from_text)
 
 
-@pytest.mark.parametrize("family, negative", [("sd-inpaint", True), ("sdxl-inpaint", True), ("flux-fill", False)])
-def test_inpainters_declare_their_capabilities(tiny, pipe, family, negative):
+@pytest.mark.parametrize("family, negative, steps, strength", [
+    ("sd-inpaint", True, 25, 1.0), ("sdxl-inpaint", True, 20, 0.99), ("flux-fill", False, 28, 1.0)])
+def test_inpainters_declare_their_capabilities(tiny, pipe, family, negative, steps, strength):
     inpainter = pipe.inpainter(str(tiny[family]))
     check(inpainter, Inpainter)
     assert inpainter.needs_prompt and inpainter.upscale and inpainter.batches
     assert inpainter.takes_negative_prompt is negative
-    assert (inpainter.default_steps, inpainter.default_strength) == ((28 if family == "flux-fill" else 25), 1.0)
+    assert (inpainter.default_steps, inpainter.default_strength) == (steps, strength)
 
 
 @pytest.mark.parametrize("name", ["lama", "telea"])

@@ -27,9 +27,10 @@ class Detector(Protocol):
     #: used when the user gives no --text-threshold; None when the model has no text threshold
     default_text_threshold: float | None
 
-    def detect(self, image: np.ndarray, labels: list[str], box_threshold: float,
-               text_threshold: float | None) -> Detections:
-        """Every instance of every label, in the image's pixel coordinates."""
+    def detect(self, image: np.ndarray, labels: list[str], box_threshold: float | None = None,
+               text_threshold: float | None = None) -> Detections:
+        """Every instance of every label, in the image's pixel coordinates (a threshold that is
+        None: the declared default)."""
         ...
 
     def detect_many(self, images: list[np.ndarray], labels: list[str]) -> None:
@@ -50,8 +51,10 @@ class Segmenter(Protocol):
 
     def segment(self, image: np.ndarray, boxes: np.ndarray | None = None,
                 points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (N, 4) -> N masks; points (P, 3) x,y,label -> one more mask. Returns
-        (masks (M, H, W) bool, scores (M,))."""
+        """Boxes (N, 4) and points (P, 3) x,y,label (1 include, 0 exclude) -> one mask per object:
+        a point joins the prompt of every box containing it, the points in no box are one more
+        object when one of them is positive (see ``segmenters.group_prompts``). Returns
+        (masks (M, H, W) bool, scores (M,)), boxes first in their order."""
         ...
 
     def encode_many(self, images: list[np.ndarray]) -> None:
