@@ -66,6 +66,11 @@ def test_a_label_with_no_instance_above_the_threshold_finds_nothing_without_fail
     assert len(found) == 0 and found.image_size == (cat_rgb.shape[1], cat_rgb.shape[0])
 
 
+def test_sam3_takes_boxes_and_points_when_its_checkpoint_holds_the_tracker(sam3, sam3_full):
+    assert not (sam3.takes_boxes or sam3.takes_points)
+    assert sam3_full[1].takes_boxes and sam3_full[1].takes_points
+
+
 def test_a_detector_only_checkpoint_refuses_boxes_in_one_line(sam3, cat_rgb):
     with pytest.raises(UnsupportedOperationError) as caught:
         sam3.segment(cat_rgb, boxes=np.array([[10, 10, 100, 100]]))
