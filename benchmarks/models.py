@@ -49,9 +49,9 @@ def tiny_folders(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
 
 
 def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
-                 log: Callable[[str], None] = print) -> dict[str, Path]:
+                 log: Callable[[str], None] = print, only: list[str] | None = None) -> dict[str, Path]:
     """The full-size random models, built into ``cache/bench-models`` on first use (about a minute
-    and ~6 GB on the project's machine; SDXL adds ~14 GB)."""
+    and ~6 GB on the project's machine; SDXL adds ~14 GB). ``only``: just these models."""
     tiny = tiny_folders(cache)
     root = cache / "bench-models"
     builders = {
@@ -64,6 +64,8 @@ def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
         builders["sdxl-inpaint"] = lambda f: build_sdxl_inpaint(f, tiny["sdxl-inpaint"])
     folders = {}
     for name, build in builders.items():
+        if only is not None and name not in only:
+            continue
         target = root / name
         if not _is_complete(target):
             log(f"building full-size random {name} into {target} (once) ...")

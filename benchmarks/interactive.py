@@ -1,0 +1,227 @@
+"""Click to new mask: the latency a user feels when clicking on the photo in the web page.
+
+    python -m benchmarks.interactive [--models full|tiny] [--size WxH ...] [--clicks N] [--find] [--json OUT.json]
+
+It starts the real ``promptpaint serve`` (full-size SAM-B with random weights by default: the compute of
+facebook/sam-vit-base, see ``benchmarks/models.py``) on a free loopback port and makes the page's own
+HTTP calls: ``POST /v1/images`` once, then for every click ``POST /v1/segment`` with the ``image_id`` and
+the points so far (the page's request, JSON with the mask PNG and the instances). The first click pays
+for the image embedding; the later ones reuse it. Also timed: the same request answered as a bare mask
+PNG (``?format=png``), and the mask decoder alone inside one process (no HTTP, no PNG), to show where
+the time goes. ``--find`` adds a word to every request (full-size Grounding DINO; its answer is cached
+per image and words, so only the first click pays for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.measure import load_average
+from benchmarks.models import DEFAULT_CACHE, full_folders, tiny_folders
+
+TARGET_MS = 300
+START_TIMEOUT_S = 600
+CHILD_ENV = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+             "PYTHONWARNINGS": "ignore"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.interactive", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", choices=["full", "tiny"], default="full",
+                        help="full: full-size SAM-B (random weights, built once); tiny: the test kit (a smoke run)")
+    parser.add_argument("--size", nargs="+", default=["1024x768", "4032x3024"],
+                        help="photo sizes WxH (default: a 1024x768 photo and a 12-megapixel phone photo)")
+    parser.add_argument("--clicks", type=int, default=20, help="timed clicks per size after the first (default 20)")
+    parser.add_argument("--find", action="store_true", help="also send find=cat (full-size Grounding DINO)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where models are built (default .cache/)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.size]
+    except ValueError:
+        parser.error(f"--size must be WxH, got {args.size}")
+    return args
+
+
+def photo(width: int, height: int) -> bytes:
+    """scikit-image's cat, resized to the size asked for, as PNG bytes (what the page uploads)."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(skimage.data.chelsea()).resize((width, height), Image.Resampling.LANCZOS).save(out, "PNG")
+    return out.getvalue()
+
+
+def clicks(width: int, height: int, count: int, seed: int = 0) -> list[list[list[int]]]:
+    """What a user sends: a first point, then 1 to 4 points (some negative), one click at a time."""
+    rng = random.Random(seed)
+    sessions, points = [], []
+    for i in range(count + 1):
+        if len(points) >= 4:
+            points = []
+        label = 1 if not points or rng.random() < 0.6 else 0
+        points = points + [[rng.randrange(width), rng.randrange(height), label]]
+        sessions.append(points)
+    return sessions
+
+
+def summary(ms: list[float]) -> dict:
+    ordered = sorted(ms)
+    return {"median_ms": round(statistics.median(ordered), 1),
+            "p90_ms": round(ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))], 1),
+            "min_ms": round(ordered[0], 1), "max_ms": round(ordered[-1], 1), "n": len(ordered)}
+
+
+# ---------------------------------------------------------------------------- the server
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """``promptpaint serve`` in a process of its own, as a user starts it."""
+
+    def __init__(self, folders: dict[str, Path], log: Path):
+        self.url = f"http://127.0.0.1:{_free_port()}"
+        command = [sys.executable, "-m", "promptpaint", "serve", "--host", "127.0.0.1", "--port",
+                   self.url.rsplit(":", 1)[1], "--detector", str(folders["grounding-dino"]),
+                   "--segmenter", str(folders["sam"]), "--inpainter", str(folders["sd-inpaint"]),
+                   "--remover", "telea", "--device", "cpu", "--max-upload-mb", "200"]
+        self.log = log
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **CHILD_ENV})
+
+    def wait(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"promptpaint serve exited:\n{self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit(f"promptpaint serve did not start in {START_TIMEOUT_S} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+# ---------------------------------------------------------------------------- measuring
+def over_http(url: str, size: tuple[int, int], count: int, find: bool) -> dict:
+    import httpx
+
+    width, height = size
+    with httpx.Client(base_url=url, timeout=600) as client:
+        started = time.perf_counter()
+        image_id = client.post("/v1/images", files={"image": ("photo.png", photo(width, height))}).json()["image_id"]
+        upload_ms = 1000 * (time.perf_counter() - started)
+
+        def click(points: list, fmt: str = "json") -> float:
+            options = {"point": points, **({"find": "cat", "box_threshold": 0, "text_threshold": 0} if find else {})}
+            started = time.perf_counter()
+            response = client.post(f"/v1/segment?format={fmt}", data={"image_id": image_id,
+                                                                      "options": json.dumps(options)})
+            response.raise_for_status()
+            if fmt == "json":
+                response.json()
+            return 1000 * (time.perf_counter() - started)
+
+        sessions = clicks(width, height, count)
+        first = click(sessions[0])
+        page = [click(points) for points in sessions[1:]]
+        mask_only = [click(points, "png") for points in sessions[1:]]
+    return {"size": f"{width}x{height}", "upload_ms": round(upload_ms, 1), "first_click_ms": round(first, 1),
+            "click_ms": summary(page), "click_png_ms": summary(mask_only)}
+
+
+def decoder_alone(folders: dict[str, Path], size: tuple[int, int], count: int) -> dict:
+    """The segmenter's prompt call in this process: prompt encoder, mask decoder, upscaling to full
+    size. It runs in a worker thread, as in the server (whose job queue has one): on a busy machine
+    torch's threads in the main thread can be several times slower than in a worker thread."""
+    import io
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    from promptpaint.pipeline.pipeline import Pipeline
+
+    width, height = size
+    rgb = np.asarray(Image.open(io.BytesIO(photo(width, height))).convert("RGB"))
+    times: list[float] = []
+
+    def work() -> None:
+        segmenter = Pipeline(segmenter=str(folders["sam"]), device="cpu").segmenter()
+        segmenter.encode(rgb)
+        for points in clicks(width, height, count)[1:]:
+            started = time.perf_counter()
+            segmenter.segment(rgb, points=np.array(points, np.float32))
+            times.append(1000 * (time.perf_counter() - started))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    return summary(times)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.models == "full":
+        wanted = ["sam", "grounding-dino"] if args.find else ["sam"]
+        folders = {**tiny_folders(args.cache), **full_folders(args.cache, only=wanted)}
+    else:
+        folders = tiny_folders(args.cache)
+    print(f"segmenter {folders['sam']} ({args.models}); load average {load_average()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(folders, Path(tmp) / "serve.log")
+        try:
+            server.wait()
+            results = [over_http(server.url, size, args.clicks, args.find) for size in args.sizes]
+        finally:
+            server.stop()
+    for result, size in zip(results, args.sizes):
+        result["decoder_alone_ms"] = decoder_alone(folders, size, args.clicks)
+    figures = {"models": args.models, "find": args.find, "target_ms": TARGET_MS, "results": results,
+               "load_average": load_average(), "cpus": os.cpu_count(), "machine": platform.platform(),
+               "command": "python -m benchmarks.interactive " + " ".join(argv if argv is not None else sys.argv[1:])}
+    model = "full-size SAM-B" if args.models == "full" else "tiny SAM"
+    print(f"\nclick -> new mask ({model}{', find=cat' if args.find else ''}; {args.clicks} clicks per photo)")
+    print(f"{'photo':>10} {'first click':>12} {'median':>8} {'p90':>8} {'png median':>11} {'decoder':>8}")
+    for r in results:
+        print(f"{r['size']:>10} {r['first_click_ms']:>10.0f}ms {r['click_ms']['median_ms']:>6.0f}ms "
+              f"{r['click_ms']['p90_ms']:>6.0f}ms {r['click_png_ms']['median_ms']:>9.0f}ms "
+              f"{r['decoder_alone_ms']['median_ms']:>6.0f}ms")
+    verdict = all(r["click_ms"]["median_ms"] < TARGET_MS for r in results)
+    print(f"target: median under {TARGET_MS} ms: {'met' if verdict else 'NOT met'} "
+          f"(load average {figures['load_average']} on {figures['cpus']} CPUs)")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
