@@ -17,6 +17,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -557,6 +558,63 @@ def test_touch_on_a_phone_sized_screen(browser, server, photo):
         editor.by("run").scroll_into_view_if_needed()
         expect(editor.by("run")).to_be_in_viewport()
         editor.shot("11-phone")
+        editor.check_clean()
+    finally:
+        context.close()
+
+
+@pytest.fixture()
+def blackout_server(tiny, blackout_operation):
+    """A server in this process whose registry holds the test-only operation "blackout"."""
+    import uvicorn
+
+    from promptpaint.options import ModelOptions
+    from promptpaint.server.app import create_app
+    from promptpaint.server.settings import ServerSettings
+
+    models = ModelOptions(detector=str(tiny["grounding-dino"]), segmenter=str(tiny["sam"]),
+                          inpainter=str(tiny["sd-inpaint"]), remover="telea", device="cpu")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(ServerSettings(models=models, preload=False)),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def test_a_new_operation_and_its_options_appear_without_page_changes(browser, blackout_server, photo):
+    """The operation buttons and option controls come from the server's registry: an operation the
+    page has never heard of (with an option of its own, --level) can be chosen and run."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    editor = Editor(context.new_page(), blackout_server)
+    try:
+        editor.open(photo)
+        expect(editor.by("op-blackout")).to_have_text("Blackout")
+        editor.by("op-blackout").click()
+        expect(editor.by("level-input")).to_be_hidden()  # its own option, under "More options"
+        editor.page.get_by_text("More options").click()
+        editor.by("level-input").fill("7")
+        area = editor.click_pixel(100, 80)
+        editor.run_edit(prompt="")
+        path, options = [sent for sent in editor.sent if sent[0] == "/v1/jobs"][-1]
+        assert options["op"] == "blackout" and options["level"] == 7 and options["point"] == [[100, 80, 1]]
+        painted, changed = editor.page.evaluate("""() => { const read = (el) => { const c = document.createElement('canvas');
+            c.width = el.naturalWidth || el.width; c.height = el.naturalHeight || el.height;
+            const ctx = c.getContext('2d'); ctx.drawImage(el, 0, 0); return ctx.getImageData(0, 0, c.width, c.height).data; };
+            const a = read(document.getElementById('after')), b = read(document.getElementById('photo'));
+            let painted = 0, changed = 0;
+            for (let i = 0; i < a.length; i += 4) {
+              painted += a[i] === 7 && a[i + 1] === 7 && a[i + 2] === 7;
+              changed += a[i] !== b[i] || a[i + 1] !== b[i + 1] || a[i + 2] !== b[i + 2]; }
+            return [painted, changed]; }""")
+        assert painted >= area >= changed > 0  # the selection, and nothing else, became grey level 7
         editor.check_clean()
     finally:
         context.close()

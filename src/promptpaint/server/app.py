@@ -27,7 +27,7 @@ from promptpaint.errors import InvalidOptionError, NothingFoundError, PromptPain
 from promptpaint.options import EditOptions, SegmentOptions, parse_options
 from promptpaint.pipeline.selection import require_found
 from promptpaint.server import responses
-from promptpaint.server.errors import QueueFullError, UnauthorizedError, UploadTooLargeError
+from promptpaint.server.errors import NotFoundError, QueueFullError, UnauthorizedError, UploadTooLargeError
 from promptpaint.server.inputs import Input, read_input, read_raw, resolve_image
 from promptpaint.server.settings import ServerSettings
 from promptpaint.server.state import ServerState
@@ -174,6 +174,17 @@ def _api_routes(state: ServerState) -> APIRouter:
             job.result = None
         data["result"] = job.payload
         return data
+
+    @router.get("/jobs/{job_id}/preview", tags=["jobs"], responses={200: {"content": {"image/png": {}}}},
+                summary="The latest live preview of a running edit (PNG of the window being generated)")
+    async def get_preview(job_id: str) -> Response:
+        job = state.jobs.get(job_id)
+        preview, version = job.preview, job.previews
+        if preview is None:
+            raise NotFoundError(f"job {job_id} has no live preview now (ask for one with ?previews=N)")
+        png = await run_in_threadpool(encode_image, preview)
+        return Response(png, media_type="image/png", headers={"X-Promptpaint-Preview-Version": str(version),
+                                                                "Cache-Control": "no-store"})
 
     @router.delete("/jobs/{job_id}", tags=["jobs"], summary="Cancel a waiting job, or stop a running one")
     def cancel_job(job_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import statistics
 import threading
 import time
 import uuid
@@ -18,12 +19,15 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptpaint.core.types import Progress
 from promptpaint.errors import PromptPaintError
 from promptpaint.server.errors import (InternalError, JobCancelledError, JobStateError, NotFoundError,
                                       OutOfMemoryError, QueueFullError)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ Work = Callable[[Progress], Any]
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 DEFAULT_JOB_SECONDS = 5.0  # Retry-After guess before any job has finished
+STEP_WINDOW = 8  # the latest steps whose pace gives the ETA
 
 
 @dataclass(eq=False)
@@ -54,14 +59,32 @@ class QueuedJob:
     error: PromptPaintError | None = None
     future: Future = field(default_factory=Future, repr=False)
     cancel_requested: bool = False
+    preview: np.ndarray | None = field(default=None, repr=False)  # the latest live preview (RGB)
+    preview_step: int = 0
+    previews: int = 0  # live previews received so far (the preview's version)
+    _last_step_at: float | None = field(default=None, repr=False)
+    _step_seconds: deque = field(default_factory=lambda: deque(maxlen=STEP_WINDOW), repr=False)
 
-    def report(self, step: int, steps: int) -> None:
-        """The pipeline's progress callback; also where a cancelled running job stops."""
+    def report(self, step: int, steps: int, preview: np.ndarray | None = None) -> None:
+        """The pipeline's progress callback (with ``preview=`` when live previews were asked for);
+        also where a cancelled running job stops."""
         if self.cancel_requested:
             raise JobCancelledError(f"job {self.id} was cancelled")
+        now = time.perf_counter()
         if step <= 1:
             self.passes += 1
+        elif self._last_step_at is not None:
+            self._step_seconds.append(now - self._last_step_at)
+        self._last_step_at = now
         self.step, self.steps = step, steps
+        if preview is not None:
+            self.preview, self.preview_step, self.previews = preview, step, self.previews + 1
+
+    def eta_s(self) -> float | None:
+        """Seconds left in this model pass, from the pace of its latest steps (None until known)."""
+        if not self._step_seconds or not self.steps:
+            return None
+        return round(max(0, self.steps - self.step) * statistics.median(self._step_seconds), 1)
 
     async def wait(self) -> Any:
         """The result, or the job's typed error raised here (in the request's task)."""
@@ -75,11 +98,15 @@ class QueuedJob:
     def to_json(self, position: int | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.id, "kind": self.kind, "status": self.status,
-            "progress": {"step": self.step, "steps": self.steps, "pass": self.passes},
+            "progress": {"step": self.step, "steps": self.steps, "pass": self.passes, "eta_s": self.eta_s()},
             "created": self.created, "started": self.started, "finished": self.finished,
         }
         if position is not None:
             data["position"] = position
+        if self.preview is not None:
+            height, width = self.preview.shape[:2]
+            data["preview"] = {"version": self.previews, "step": self.preview_step, "width": width, "height": height,
+                               "url": f"/v1/jobs/{self.id}/preview"}
         if self.cancel_requested and self.status == RUNNING:
             data["cancel_requested"] = True
         if self.error is not None:
@@ -201,6 +228,7 @@ class JobQueue:
     def _finish(self, job: QueuedJob, status: str, *, result: Any = None, error: PromptPaintError | None = None) -> None:
         with self._cond:
             job.status, job.finished, job.result, job.error = status, time.time(), result, error
+            job.preview = None  # the result (or the error) says the rest
             if job is self._running:
                 self._running = None
                 self._durations.append(job.finished - (job.started or job.finished))

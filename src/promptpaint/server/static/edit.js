@@ -23,7 +23,9 @@ export class Editor {
   }
 
   async start(models) {
-    this.form.models = { inpainter: models.allowed.inpainter, remover: models.allowed.remover };
+    // Model options of the edit (the selection's detector and segmenter are the Select card's).
+    const { detector, segmenter, ...painters } = models.allowed;
+    this.form.models = painters;
     this.ops = await loadOperations();
     const group = $("ops");
     group.innerHTML = "";
@@ -157,15 +159,15 @@ export class Editor {
     return timing.rate === null ? null : ((steps - step) * timing.rate) / 1000;
   }
 
+  /** The newest picture of the window being generated, beside the photo while the edit runs. */
   async showPreview(id, preview) {
-    const blob = await (await api(`/v1/jobs/${id}/preview`)).blob();
+    const blob = await (await api(preview.url || `/v1/jobs/${id}/preview`)).blob();
+    if (this.job !== id) return;  // the run ended meanwhile
     const img = $("preview");
     if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(blob);
-    // The preview covers the window being generated, placed where it sits on the photo.
-    const [x0, y0, x1, y1] = preview.box || [0, 0, this.page.image.width, this.page.image.height];
-    Object.assign(img.style, { left: `${x0}px`, top: `${y0}px`, width: `${x1 - x0}px`, height: `${y1 - y0}px` });
-    img.hidden = false;
+    $("preview-caption").textContent = `live preview · step ${preview.step}`;
+    $("live-preview").hidden = false;
     this.showView("select");
   }
 
@@ -180,7 +182,7 @@ export class Editor {
     $("progress").hidden = !running;
     $("bar").style.width = "0";
     $("progress-text").textContent = running ? "Starting…" : "";
-    if (!running) $("preview").hidden = true;
+    if (!running) $("live-preview").hidden = true;
     if (running) this.say("Editing…", "busy");
   }
 

@@ -20,30 +20,26 @@ const PLACEHOLDERS = { prompt: "what to paint, e.g. a corgi wearing sunglasses",
   seed: "random", steps: "auto", guidance: "auto", working_size: "auto" };
 const MAIN_FIELDS = ["prompt", "negative_prompt"];
 const ROW_FIELDS = ["seed", "variants", "steps"];
+// Shown under the prompt when an operation has them; every other option is under "More options"
+const PRIMARY_FIELDS = ["aspect", "anchor", "fast", "with_shadow", "with_reflection", "matting", "background", "crop"];
 const ASPECTS = ["1:1", "4:3", "3:2", "16:9", "9:16"];
 const ANCHORS = ["center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right"];
-const MODEL_ROLES = ["inpainter", "remover"];
 
 export const label = (name) => LABELS[name] || name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 const testId = (name) => `${name.replace(/_/g, "-")}-input`;
 
 /**
- * The edit operations, each {name, label, hint, op, keep, selects, schema}. `op` is what the
- * request's options.op says; "New background" is replace with `keep` (the server inverts).
+ * The edit operations the server's registry offers (GET /v1/operations), each {name, label, hint,
+ * op, keep, selects, schema}. `op` is what the request's options.op says; "New background" is
+ * replace with `keep` (the server inverts the selection), offered wherever an operation has `keep`.
  */
 export async function loadOperations() {
-  const spec = await getJson("/openapi.json");
   const ops = [];
-  for (const [path, item] of Object.entries(spec.paths)) {
-    const match = /^\/v1\/([a-z_]+)$/.exec(path);
-    if (!match || !item.post || !(item.post.tags || []).includes("edit")) continue;
-    const body = item.post.requestBody.content["multipart/form-data"].schema.properties;
-    const schema = body.options;
-    const name = match[1];
-    const selects = "find" in schema.properties;
-    ops.push({ name, label: label(name), hint: HINTS[name] || item.post.summary, op: name, keep: false, selects, schema });
-    if ("keep" in schema.properties) {
-      ops.push({ name: "background", label: label("background"), hint: HINTS.background, op: name, keep: true, selects, schema });
+  for (const entry of await getJson("/v1/operations")) {
+    const base = { op: entry.name, keep: false, selects: entry.takes_selection, schema: entry.options };
+    ops.push({ ...base, name: entry.name, label: label(entry.name), hint: HINTS[entry.name] || entry.summary });
+    if ("keep" in entry.options.properties) {
+      ops.push({ ...base, name: "background", label: label("background"), hint: HINTS.background, keep: true });
     }
   }
   return ops;
@@ -62,7 +58,7 @@ export class OptionForm {
     this.onChange = onChange;
     this.values = new Map();  // field name -> what the user entered (string or boolean)
     this.fields = {};
-    this.models = {};         // role -> names this server allows (the loaded one first)
+    this.models = {};         // model role -> names this server allows (the loaded one first): GET /v1/models
   }
 
   render(op) {
@@ -73,7 +69,7 @@ export class OptionForm {
     const main = MAIN_FIELDS.filter((n) => n in this.fields);
     const row = ROW_FIELDS.filter((n) => n in this.fields);
     const rest = names.filter((n) => !main.includes(n) && !row.includes(n));
-    const primary = rest.filter((n) => ["aspect", "anchor"].includes(n));
+    const primary = PRIMARY_FIELDS.filter((n) => rest.includes(n));
     const more = rest.filter((n) => !primary.includes(n));
     this.container.innerHTML = "";
     for (const name of main) this.container.append(this._control(name));
@@ -124,7 +120,8 @@ export class OptionForm {
     wrap.className = field.type === "boolean" ? "check" : "field";
     wrap.title = field.description || "";
     let input;
-    const choices = field.enum || (name === "anchor" ? ANCHORS : MODEL_ROLES.includes(name) ? this.models[name] : null);
+    const role = name in this.models;  // a model option (inpainter, remover, ...): the allowed names
+    const choices = field.enum || (name === "anchor" ? ANCHORS : role ? this.models[name] : null);
     if (field.type === "boolean") {
       input = Object.assign(document.createElement("input"), { type: "checkbox" });
       input.checked = this.values.has(name) ? this.values.get(name) : Boolean(field.default);
@@ -134,7 +131,7 @@ export class OptionForm {
       if (choices) {
         input = document.createElement("select");
         const auto = field.default ?? "";
-        if (field.nullable || MODEL_ROLES.includes(name)) input.append(new Option("default", ""));
+        if (field.nullable || role) input.append(new Option("default", ""));
         for (const choice of choices) input.append(new Option(choice, choice === auto && !field.nullable ? "" : choice));
       } else if (name === "prompt") {
         input = Object.assign(document.createElement("textarea"), { rows: 2 });

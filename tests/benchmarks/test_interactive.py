@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.interactive import clicks, summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_smoke_run_reports_click_latency_per_photo_size(tmp_path, tiny):
