@@ -390,3 +390,30 @@ def test_select_out_of_range_and_empty():
         M.select(masks, scores, pick="0,3")
     assert M.select(np.zeros((0, 4, 4), bool), np.zeros(0), pick="largest").tolist() == []
     assert M.select(np.zeros((0, 4, 4), bool), np.zeros(0), pick="0").tolist() == []
+
+
+# ---------------------------------------------------------------- touching (shadows, reflections)
+
+
+def test_touching_adds_what_meets_the_grown_object():
+    obj = grid("""
+        ........
+        .##.....
+        .##.....
+        ........
+        ........
+    """)
+    candidates = np.stack([
+        grid("........ ........ ........ .##..... ........"),  # 1 px below the object: touches at margin 1
+        grid("........ ........ ........ ........ .....##."),  # diagonal, 3+ px away: never
+        grid("........ .#...... ........ ........ ........"),  # overlaps the object
+        grid("........ ........ ....#... ........ ........"),  # 2 px to the right: margin 2
+        np.zeros((5, 8), bool),                               # an empty candidate touches nothing
+    ])
+    assert M.touching(obj, candidates, 0).tolist() == [2]
+    assert M.touching(obj, candidates, 1).tolist() == [0, 2]
+    assert M.touching(obj, candidates, 2).tolist() == [0, 2, 3]
+    assert M.touching(obj, candidates, -3).tolist() == [2]  # a negative margin is no margin
+    assert M.touching(obj, candidates[:0], 2).tolist() == []
+    with pytest.raises(ValueError, match="candidates must be"):
+        M.touching(obj, candidates[:, :4], 2)

@@ -143,6 +143,19 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return area > 1e-3
 
 
+def touching(mask: np.ndarray, candidates: np.ndarray, margin: int) -> np.ndarray:
+    """Indices (ascending) of the ``candidates`` (N, H, W) whose mask touches ``mask`` grown by
+    ``margin`` pixels: what goes with an object, e.g. its shadow or reflection. Overlapping counts
+    as touching; a candidate farther than ``margin`` pixels from every pixel of ``mask`` does not."""
+    candidates = np.asarray(candidates, dtype=bool)
+    if candidates.ndim != 3 or candidates.shape[1:] != np.shape(mask):
+        raise ValueError(f"touching: candidates must be (N, {np.shape(mask)}), got {candidates.shape}")
+    if not len(candidates):
+        return np.zeros(0, np.int64)
+    near = dilate(mask, max(0, margin))
+    return np.flatnonzero((candidates & near).reshape(len(candidates), -1).any(axis=1))
+
+
 def select(
     masks: np.ndarray,
     scores: np.ndarray,
@@ -174,5 +187,5 @@ def select(
 
 __all__ = [
     "union", "subtract", "invert", "dilate", "erode", "fill_holes", "remove_small", "component_boxes",
-    "feather", "blend", "resize_mask", "select", "distance_outside", "mask_bbox",
+    "feather", "blend", "resize_mask", "select", "touching", "distance_outside", "mask_bbox",
 ]

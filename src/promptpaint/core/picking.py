@@ -1,0 +1,82 @@
+"""Picking among one label's instances by geometry: "the left dog", "the two largest cats".
+
+Each order ranks the instances by one number, smallest first:
+
+- ``left`` / ``right``: the box centre's x (ascending / descending); ``top`` / ``bottom``: its y;
+- ``largest`` / ``smallest``: the area (the mask's once segmented, else the box's);
+- ``center``: the distance from the box centre to the image centre;
+- ``middle``: the distance from the box centre to the median of the instances' centres, along
+  the axis where they spread the most (a row: x; a column: y) -- the middle one of a row;
+- ``score``: the detector's score, best first.
+
+Ties go to the higher score, then to the earlier instance. Asking for more than was found (the
+second from the right among one dog) raises :class:`NothingFoundError` in one line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from promptpaint.core.phrases import Pick, plural
+from promptpaint.core.types import Detections
+from promptpaint.errors import InvalidOptionError, NothingFoundError
+
+
+def rank_key(dets: Detections, order: str) -> np.ndarray:
+    """The number each instance is ranked by in ``order`` (smaller = earlier), float64 (N,)."""
+    boxes = dets.xyxy.astype(np.float64)
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    if order == "left":
+        return cx
+    if order == "right":
+        return -cx
+    if order == "top":
+        return cy
+    if order == "bottom":
+        return -cy
+    if order == "largest":
+        return -dets.areas.astype(np.float64)
+    if order == "smallest":
+        return dets.areas.astype(np.float64)
+    if order == "score":
+        return -dets.scores.astype(np.float64)
+    if order == "center":
+        if dets.image_size is None:
+            raise ValueError("picking 'center' needs the detections' image_size")
+        w, h = dets.image_size
+        return np.hypot(cx - w / 2, cy - h / 2)
+    if order == "middle":
+        along = cx if np.ptp(cx) >= np.ptp(cy) else cy
+        return np.abs(along - np.median(along))
+    raise ValueError(f"unknown pick order {order!r}")
+
+
+def ranking(dets: Detections, order: str) -> np.ndarray:
+    """Instance indices in ``order``, ties to the higher score, then the earlier instance."""
+    n = len(dets)
+    # np.lexsort sorts by the last key first.
+    return np.lexsort((np.arange(n), -dets.scores.astype(np.float64), rank_key(dets, order)))
+
+
+def pick_instances(dets: Detections, pick: Pick, *, what: str = "instance", asked: str | None = None) -> np.ndarray:
+    """Indices (ascending) of the instances of ``dets`` that ``pick`` keeps.
+
+    ``dets`` are one label's instances (``what`` names it in messages: "found 1 dog"); ``asked``
+    is the user's own wording for the error message, by default the pick described in words.
+    No instances give no indices: the caller reports what was not found."""
+    n = len(dets)
+    if pick.order == "all" or n == 0:
+        return np.arange(n)
+    if pick.order == "index":
+        bad = [i for i in pick.indices if not -n <= i < n]
+        if bad:
+            raise InvalidOptionError(f"--pick: instance index {bad[0]} out of range: {n} found")
+        order = ranking(dets, "score")
+        return np.array(sorted({int(order[i]) for i in pick.indices}), dtype=np.int64)
+    first, last = pick.rank - 1, pick.rank - 1 + pick.count
+    if last > n and not pick.at_most:
+        raise NothingFoundError([what], f"asked for {asked or pick.describe()}, found {n} {plural(what, n)}")
+    return np.sort(ranking(dets, pick.order)[first:last])
+
+
+__all__ = ["pick_instances", "ranking", "rank_key"]
