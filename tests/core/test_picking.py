@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from promptpaint.core.phrases import Pick, read_phrase, read_pick
-from promptpaint.core.picking import pick_instances, ranking
+from promptpaint.core.phrases import Pick, read_phrase, read_phrases, read_pick
+from promptpaint.core.picking import pick_instances, pick_phrases, ranking
 from promptpaint.core.types import Detections
 from promptpaint.errors import InvalidOptionError, NothingFoundError
 
@@ -150,3 +150,28 @@ def test_center_needs_the_image_size():
     dets = Detections([[0, 0, 1, 1]], [1.0], ["a"])
     with pytest.raises(ValueError, match="image_size"):
         pick_instances(dets, Pick("center"))
+
+
+def _dogs_and_cats() -> Detections:
+    """The four dogs, then two cats: cat 4 at centre x 50, cat 5 at centre x 20 (indices 4, 5)."""
+    cats = Detections([[40, 0, 60, 20], [10, 0, 30, 20]], [0.8, 0.4], ["cat", "cat"], image_size=(320, 200))
+    return Detections.concat([_dogs(), cats])
+
+
+@pytest.mark.parametrize("find, pick, kept, missing", [
+    (["the left dog"], "all", [1], {}),
+    (["the left dog", "the left cat"], "all", [1, 5], {}),
+    (["dog", "cat"], "left", [1, 5], {}),                  # --pick applies within each label
+    (["the largest dog", "cat"], "left", [2, 5], {}),     # a phrase's own words win over --pick
+    (["the left dog", "the right dog"], "all", [1, 2], {}),
+    (["dog", "the left dog"], "all", [0, 1, 2, 3], {}),
+    (["cat", "rocket"], "all", [4, 5], {"rocket": "nothing found for 'rocket'"}),
+    (["cat", "the third cat from the left"], "all", [4, 5],
+     {"the third cat from the left": "asked for the third cat from the left, found 2 cats"}),
+    (["cat"], "the third from the left", [], {"cat": "asked for the third from the left, found 2 cats"}),
+    (["rockets"], "all", [], {"rockets": "nothing found for 'rocket'"}),
+])
+def test_pick_phrases(find, pick, kept, missing):
+    indices, not_found = pick_phrases(_dogs_and_cats(), read_phrases(find), read_pick(pick))
+    assert indices.tolist() == kept
+    assert not_found == missing

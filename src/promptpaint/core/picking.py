@@ -15,9 +15,11 @@ second from the right among one dog) raises :class:`NothingFoundError` in one li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from promptpaint.core.phrases import Pick, plural
+from promptpaint.core.phrases import Phrase, Pick, plural
 from promptpaint.core.types import Detections
 from promptpaint.errors import InvalidOptionError, NothingFoundError
 
@@ -79,4 +81,32 @@ def pick_instances(dets: Detections, pick: Pick, *, what: str = "instance", aske
     return np.sort(ranking(dets, pick.order)[first:last])
 
 
-__all__ = ["pick_instances", "ranking", "rank_key"]
+
+
+def pick_phrases(dets: Detections, phrases: Sequence[Phrase], default: Pick = Pick()) -> tuple[np.ndarray, dict[str, str]]:
+    """Apply each phrase's pick to the instances of its label; ``default`` (``--pick``) serves the
+    phrases that say nothing about which one.
+
+    Returns the indices (ascending) of the instances kept by any phrase, and the phrases that kept
+    nothing, each with the reason in words: ``{"rocket": "nothing found for 'rocket'", "the second
+    dog from the right": "asked for the second dog from the right, found 1 dog"}``."""
+    kept: set[int] = set()
+    missing: dict[str, str] = {}
+    labels = np.array(dets.labels, dtype=object)
+    for phrase in phrases:
+        group = np.flatnonzero(labels == phrase.label)
+        if not len(group):
+            missing[phrase.text] = f"nothing found for {phrase.label!r}"
+            continue
+        pick = phrase.pick if phrase.pick != Pick() else default
+        asked = phrase.text if pick is phrase.pick else None
+        try:
+            chosen = pick_instances(dets[group], pick, what=phrase.label or "instance", asked=asked)
+        except NothingFoundError as error:
+            missing[phrase.text] = str(error)
+            continue
+        kept.update(int(i) for i in group[chosen])
+    return np.array(sorted(kept), dtype=np.int64), missing
+
+
+__all__ = ["pick_instances", "pick_phrases", "ranking", "rank_key"]
