@@ -88,9 +88,17 @@ def test_point_syntax(value, expected):
     ({"op": "remove", "box": 5}, "--box: box must be four numbers x0,y0,x1,y1, got 5"),
     ({"op": "remove", "point": "1,2,5"}, "--point: point must be x,y or x,y,label (label 0 or 1), got '1,2,5'"),
     ({"op": "remove", "point": 7}, "--point: point must be x,y or x,y,label (label 0 or 1), got 7"),
-    ({"op": "remove", "find": "x", "pick": "biggest"}, "--pick: pick must be all, largest, top-K or indices like 0,2"),
-    ({"op": "remove", "find": "x", "pick": "top-"}, "--pick: pick must be all"),
-    ({"op": "remove", "find": "x", "pick": ","}, "--pick: pick must be all"),
+    ({"op": "remove", "find": "x", "pick": "dog"}, "--pick: 'dog' is not a pick; say all, largest, left, center, "
+     "the second from the right, top-K or indices like 0,2"),
+    ({"op": "remove", "find": "x", "pick": "top-"}, "--pick: 'top-' is not a pick"),
+    ({"op": "remove", "find": "x", "pick": ","}, "--pick: ',' is not a pick"),
+    ({"op": "remove", "find": "the largest cats"}, "--find: 'the largest cats': say how many, e.g. 'the two "
+     "largest cats', or 'all'"),
+    ({"op": "remove", "find": "the smallest"}, "--find: 'the smallest' names no object"),
+    ({"op": "replace", "keep": "the left dog on the right", "prompt": "x"}, "--keep: 'the left dog on the right' "
+     "says two different positions or sizes; say one"),
+    ({"op": "remove", "find": "x", "require": "some"}, "--require: Input should be 'any' or 'all'"),
+    ({"op": "remove", "mask": "m.png", "with_shadow": True}, "--with-shadow and --with-reflection need --find"),
     ({"op": "remove", "find": "x", "steps": 0}, "--steps: Input should be greater than or equal to 1"),
     ({"op": "remove", "find": "x", "strength": 0}, "--strength: Input should be greater than 0"),
     ({"op": "remove", "find": "x", "variants": 17}, "--variants: Input should be less than or equal to 16"),

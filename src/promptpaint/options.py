@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from promptpaint.core.geometry import parse_box, parse_point
+from promptpaint.core.phrases import read_phrases, read_pick
 from promptpaint.errors import InvalidOptionError
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -78,8 +79,10 @@ Point = tuple[float, float, int]
 class SelectOptions(_Strict):
     """What to select and how to shape the mask (the foundation's mask algebra)."""
 
-    find: list[str] = Field(default_factory=list, description="what to select, e.g. 'fox' or 'cat. dog'")
-    exclude: list[str] = Field(default_factory=list, description="subtract these from the selection")
+    find: list[str] = Field(default_factory=list, description="what to select: 'fox', 'cat. dog', 'the left dog', "
+                            "'the two largest cats' (see README: Saying which one)")
+    exclude: list[str] = Field(default_factory=list, description="subtract these from the selection "
+                               "(the same phrases: --find cat --exclude 'the left cat')")
     box: list[Box] = Field(default_factory=list, description="x0,y0,x1,y1 boxes in pixels (skip detection)")
     point: list[Point] = Field(default_factory=list, description="x,y[,label] points (label 1 include, 0 exclude)")
     mask: str | None = Field(None, description="a mask image file (255 = selected); skips detection and segmentation")
@@ -87,7 +90,12 @@ class SelectOptions(_Strict):
                                         "(the detector's default when omitted)")
     text_threshold: float | None = Field(None, ge=0, le=1, description="score the label's words need "
                                          "(Grounding DINO; the detector's default when omitted)")
-    pick: str = Field("all", description="all | largest | top-K | comma list of indices (0 = best score)")
+    pick: str = Field("all", description="which of each label's instances to keep: all, left, right, top, bottom, "
+                      "center, middle, largest, smallest, 'the second from the right', '2 largest', top-K "
+                      "(best scores) or indices like 0,2 (0 = best score); a --find phrase's own words win")
+    require: Literal["any", "all"] = Field("any", description="any: go on with what was found and warn about "
+                                           "the rest (exit 3 only when nothing is found); all: stop when any "
+                                           "--find phrase finds nothing")
     invert: bool = False
     fill_holes: bool = False
     min_area: int = Field(0, ge=0, description="drop specks smaller than this many pixels")
@@ -100,6 +108,12 @@ class SelectOptions(_Strict):
     @classmethod
     def _labels(cls, v: Any) -> list[str]:
         return split_labels(v)
+
+    @field_validator("find", "exclude")
+    @classmethod
+    def _phrases(cls, v: list[str]) -> list[str]:
+        read_phrases(v)  # a phrase the grammar cannot read fails here, before any model loads
+        return v
 
     @field_validator("box", mode="before")
     @classmethod
@@ -122,13 +136,8 @@ class SelectOptions(_Strict):
     @field_validator("pick")
     @classmethod
     def _pick(cls, v: str) -> str:
-        v = v.strip().lower()
-        k = v.removeprefix("top").lstrip("-")
-        ok = v in ("all", "largest") or v.startswith("top") and k.isdigit() and int(k) >= 1
-        ok = ok or all(p.strip().lstrip("-").isdigit() for p in v.split(",") if p.strip()) and v.strip(", ") != ""
-        if not ok:
-            raise ValueError("pick must be all, largest, top-K or indices like 0,2")
-        return v
+        read_pick(v)  # the same words as in --find phrases (core/phrases.py); one-line errors
+        return " ".join(v.split()).lower()
 
     @property
     def has_target(self) -> bool:

@@ -66,6 +66,11 @@ from promptpaint.errors import InvalidOptionError
     ("every cup of coffee", "cup of coffee", Pick()),
     ("both dogs", "dog", Pick()),
     ("glasses", "glasses", Pick()),
+    # A phrase the grammar reads nothing in is asked for as written; a lone number is no count.
+    ("a", "a", Pick()),
+    ("the one", "the one", Pick()),
+    ("2024", "2024", Pick()),
+    ("the top two", None, Pick("top", count=2)),
     ("the left glasses", "glasses", Pick("left")),
 ])
 def test_read_phrase(text, label, pick):
@@ -98,7 +103,7 @@ def test_read_phrase_errors(text, message):
 
 def test_read_phrases_needs_an_object():
     assert read_phrases(["cat", "the left dog"]) == [Phrase("cat", "cat"), Phrase("the left dog", "dog", Pick("left"))]
-    with pytest.raises(InvalidOptionError, match=r"^--find: 'the smallest' names no object; .* --pick 'smallest'$"):
+    with pytest.raises(InvalidOptionError, match=r"^'the smallest' names no object; .* --pick 'smallest'$"):
         read_phrases(["cat", "the smallest"])
 
 
@@ -134,11 +139,11 @@ def test_read_pick(text, pick):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("dog", "--pick: 'dog' is not a pick"),
-    ("the left dog", "--pick: 'the left dog' is not a pick"),
-    ("", "--pick: empty"),
-    ("the", "--pick: 'the' says nothing about which one"),
-    ("top-0", "--pick: top-K needs K >= 1"),
+    ("dog", "'dog' is not a pick"),
+    ("the left dog", "'the left dog' is not a pick"),
+    ("", "empty"),
+    ("the", "'the' says nothing about which one"),
+    ("top-0", "top-K needs K >= 1"),
 ])
 def test_read_pick_errors(text, message):
     with pytest.raises(InvalidOptionError, match="^" + message):

@@ -104,13 +104,13 @@ def test_an_even_count_has_two_middles_and_the_score_decides():
     assert pick_instances(dets, Pick("middle")).tolist() == [2]
 
 
-def test_area_is_the_masks_once_segmented():
+def test_area_is_the_boxes_even_once_segmented():
     masks = np.zeros((2, 10, 10), bool)
     masks[0, :2, :2] = True   # a big box around a small mask
     masks[1, :3, :3] = True
     dets = Detections([[0, 0, 10, 10], [0, 0, 3, 3]], [0.5, 0.5], ["cat", "cat"], masks, (10, 10))
-    assert pick_instances(dets, Pick("largest")).tolist() == [1]
-    assert pick_instances(dets[[0, 1]].with_masks(None), Pick("largest")).tolist() == [0]
+    assert pick_instances(dets, Pick("largest")).tolist() == [0]
+    assert pick_instances(dets.with_masks(None), Pick("largest")).tolist() == [0]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -159,19 +159,27 @@ def _dogs_and_cats() -> Detections:
 
 
 @pytest.mark.parametrize("find, pick, kept, missing", [
-    (["the left dog"], "all", [1], {}),
-    (["the left dog", "the left cat"], "all", [1, 5], {}),
-    (["dog", "cat"], "left", [1, 5], {}),                  # --pick applies within each label
-    (["the largest dog", "cat"], "left", [2, 5], {}),     # a phrase's own words win over --pick
-    (["the left dog", "the right dog"], "all", [1, 2], {}),
-    (["dog", "the left dog"], "all", [0, 1, 2, 3], {}),
-    (["cat", "rocket"], "all", [4, 5], {"rocket": "nothing found for 'rocket'"}),
-    (["cat", "the third cat from the left"], "all", [4, 5],
-     {"the third cat from the left": "asked for the third cat from the left, found 2 cats"}),
-    (["cat"], "the third from the left", [], {"cat": "asked for the third from the left, found 2 cats"}),
-    (["rockets"], "all", [], {"rockets": "nothing found for 'rocket'"}),
+    (["the left dog"], "all", [1], []),
+    (["the left dog", "the left cat"], "all", [1, 5], []),
+    (["dog", "cat"], "left", [1, 5], []),                  # --pick applies within each label
+    (["the largest dog", "cat"], "left", [2, 5], []),     # a phrase's own words win over --pick
+    (["the left dog", "the right dog"], "all", [1, 2], []),
+    (["dog", "the left dog"], "all", [0, 1, 2, 3], []),
+    (["cat", "rocket"], "all", [4, 5], ["rocket"]),
+    (["the rockets", "the left cat"], "all", [5], ["the rockets"]),
+    (["rocket", "moon"], "left", [], ["rocket", "moon"]),
 ])
 def test_pick_phrases(find, pick, kept, missing):
     indices, not_found = pick_phrases(_dogs_and_cats(), read_phrases(find), read_pick(pick))
     assert indices.tolist() == kept
     assert not_found == missing
+
+
+@pytest.mark.parametrize("find, pick, message", [
+    (["cat", "the third cat from the left"], "all", "asked for the third cat from the left, found 2 cats"),
+    (["cat"], "the third from the left", "asked for the third from the left, found 2 cats"),
+])
+def test_pick_phrases_too_few_is_an_error(find, pick, message):
+    with pytest.raises(NothingFoundError) as info:
+        pick_phrases(_dogs_and_cats(), read_phrases(find), read_pick(pick))
+    assert str(info.value) == message and info.value.labels == ["cat"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from promptpaint.batch.items import BatchItem, contained_path, item_seed
 from promptpaint.batch.results import DONE, FAILED
-from promptpaint.errors import ModelLoadError, PromptPaintError
+from promptpaint.errors import ModelLoadError, NothingFoundError, PromptPaintError
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,7 @@ def manifest_row(task: ItemTask, outputs: list[str]) -> dict[str, Any]:
     timings["total"] = round(sum(timings.values()), 4)
     return {
         "input": task.item.input,
+        "missing": _missing(task),
         "source": task.item.source,
         "output": outputs[0] if outputs else None,
         "outputs": outputs,
@@ -172,6 +173,16 @@ def manifest_row(task: ItemTask, outputs: list[str]) -> dict[str, Any]:
         "timings": timings,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     }
+
+
+def _missing(task: ItemTask) -> list[str]:
+    """The item's phrases that found nothing: the edit went on without them, or (failed with
+    NothingFoundError) nothing at all was found."""
+    from promptpaint.pipeline.recipe import missing
+
+    if isinstance(task.error, NothingFoundError):
+        return list(task.error.labels)
+    return missing(task.result.recipe) if task.result is not None else []
 
 
 def describe_error(error: BaseException) -> str:

@@ -81,7 +81,7 @@ def _progress_bar():
 # ------------------------------------------------------------------------------------------ detect
 @main.command()
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-@options_from(SegmentOptions, skip=("exclude", "box", "point", "mask", "pick", "invert", "fill_holes",
+@options_from(SegmentOptions, skip=("exclude", "box", "point", "mask", "invert", "fill_holes",
                                     "min_area", "dilate", "detector", "segmenter"))
 @options_from(ModelOptions, skip=("segmenter", "inpainter", "remover", "offload", "compile"))
 def detect(image: Path, **values: Any) -> None:
@@ -94,9 +94,18 @@ def detect(image: Path, **values: Any) -> None:
     if not opts.find:
         raise InvalidOptionError("detect needs --find (what to look for)")
     dets = _pipeline(values).detect(image, opts.find, box_threshold=opts.box_threshold,
-                                    text_threshold=opts.text_threshold)
+                                    text_threshold=opts.text_threshold, pick=opts.pick)
     click.echo(json.dumps(detect_to_json(dets), indent=2))
-    require_found(dets, opts.find)
+    require_found(dets.info["missing"], bool(len(dets)), opts.require)
+    _warn_missing(dets.info["missing"])
+
+
+def _warn_missing(missing: list[str]) -> None:
+    """One line on stderr when some phrases found nothing and the command went on without them."""
+    from promptpaint.pipeline.selection import missing_warning
+
+    if missing:
+        click.echo(missing_warning(missing), err=True)
 
 
 # ------------------------------------------------------------------------------------------ segment
@@ -117,6 +126,7 @@ def segment(image: Path, out_dir: Path, overwrite: bool, **values: Any) -> None:
     seg = _pipeline(values).segment(loaded, **given(values, SegmentOptions))
     report = write_segmentation(seg, loaded, out_dir, inputs=[image], overwrite=overwrite)
     click.echo(f"{len(seg.detections)} instance(s), {report['mask_area']} px selected -> {out_dir}")
+    _warn_missing(seg.info.get("missing", []))
 
 
 # ------------------------------------------------------------------------------------------ edits
@@ -156,6 +166,9 @@ def _edit_and_write(edit_or_recipe: Any, image: Path, output: Path, save_mask: P
         close()
     for path in write_result(result, output, inputs=[image], overwrite=overwrite, mask_path=save_mask):
         click.echo(str(path))
+    from promptpaint.pipeline.recipe import missing
+
+    _warn_missing(missing(result.recipe))
 
 
 def _edit_command(operation: Operation) -> click.Command:

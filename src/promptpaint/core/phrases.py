@@ -261,6 +261,10 @@ class _Reading:
     rank: int | None = None
     count: int | None = None
 
+    @property
+    def said_which(self) -> bool:
+        return bool(self.every or self.order or self.rank or self.count)
+
     def set(self, what: str, value: Any) -> None:
         if getattr(self, what) not in (None, False) and getattr(self, what) != value:
             raise InvalidOptionError(f"{self.text!r} says two different {_WHAT[what]}; say one")
@@ -307,7 +311,7 @@ def _modifiers(tokens: list[_Token], reading: _Reading) -> list[_Token]:
         word, last = words[i], i == len(words) - 1
         if _as_ordinal(word) is not None:
             reading.set("rank", _as_ordinal(word))
-        elif _as_number(word) is not None and not (last and word in _PRONOUNS):
+        elif _as_number(word) is not None and not (last and (word in _PRONOUNS or not reading.said_which)):
             reading.set("count", _as_number(word))
         elif word in _SUPERLATIVES:
             reading.set("order", _SUPERLATIVES[word])
@@ -341,6 +345,8 @@ def read_phrase(text: str) -> Phrase:
     tokens = _locative(tokens, reading)
     tokens = _modifiers(tokens, reading)
     label, is_plural = _noun(tokens)
+    if label is None and not reading.said_which:  # nothing read ("a", "the one"): ask for it as written
+        return Phrase(reading.text, reading.text)
     return Phrase(reading.text, label, _pick(reading, is_plural, label))
 
 
@@ -360,18 +366,18 @@ def _pick(reading: _Reading, is_plural: bool, label: str | None) -> Pick:
 
 
 def read_pick(text: str) -> Pick:
-    """Read ``--pick`` words: ``all``, ``top-K`` (the K best scores, fewer is fine), score indices
+    """Read ``--pick`` words (errors name no option: the caller's parser adds it): ``all``, ``top-K`` (the K best scores, fewer is fine), score indices
     ``0,2`` (0 = best), or modifiers without a noun: ``left``, ``largest``, ``the second from the
     right``, ``two largest``, ``the top one``."""
     words = " ".join(str(text).split()).lower()
     if not words:
-        raise InvalidOptionError("--pick: empty; say all, largest, left, top-K, indices like 0,2 ...")
+        raise InvalidOptionError("empty; say all, largest, left, top-K, indices like 0,2 ...")
     if words == "all":
         return Pick()
     top = re.fullmatch(r"top-?(\d+)", words)
     if top:
         if int(top.group(1)) < 1:
-            raise InvalidOptionError("--pick: top-K needs K >= 1")
+            raise InvalidOptionError("top-K needs K >= 1")
         return Pick("score", count=int(top.group(1)), at_most=True)
     if re.fullmatch(r"-?\d+(\s*,\s*-?\d+)*\s*,?", words):
         indices = tuple(dict.fromkeys(int(p) for p in words.split(",") if p.strip()))
@@ -382,12 +388,12 @@ def read_pick(text: str) -> Pick:
         reading.set("order", _DIRECTIONS[tokens[0].word])  # a lone "top": here, the place, not a noun
         tokens = []
     if tokens and not (len(tokens) == 1 and tokens[0].word in _PRONOUNS):
-        raise InvalidOptionError(f"--pick: {text!r} is not a pick; say all, largest, left, center, "
+        raise InvalidOptionError(f"{text!r} is not a pick; say all, largest, left, center, "
                                  "the second from the right, top-K or indices like 0,2")
     if reading.every:
         return Pick()
     if reading.order is None and reading.rank is None and reading.count is None:
-        raise InvalidOptionError(f"--pick: {text!r} says nothing about which one")
+        raise InvalidOptionError(f"{text!r} says nothing about which one")
     return Pick(reading.order or "score", rank=reading.rank or 1, count=reading.count or 1)
 
 
@@ -396,7 +402,7 @@ def read_phrases(find: list[str]) -> list[Phrase]:
     phrases = [read_phrase(text) for text in find]
     for phrase in phrases:
         if phrase.label is None:
-            raise InvalidOptionError(f"--find: {phrase.text!r} names no object; say which, e.g. "
+            raise InvalidOptionError(f"{phrase.text!r} names no object; say which, e.g. "
                                      f"'the largest cup', or give it as --pick {phrase.pick.words!r}")
     return phrases
 

@@ -3,7 +3,8 @@
 Each order ranks the instances by one number, smallest first:
 
 - ``left`` / ``right``: the box centre's x (ascending / descending); ``top`` / ``bottom``: its y;
-- ``largest`` / ``smallest``: the area (the mask's once segmented, else the box's);
+- ``largest`` / ``smallest``: the box's area (the same before and after segmentation, so
+  ``detect`` and ``segment`` pick the same instance);
 - ``center``: the distance from the box centre to the image centre;
 - ``middle``: the distance from the box centre to the median of the instances' centres, along
   the axis where they spread the most (a row: x; a column: y) -- the middle one of a row;
@@ -36,10 +37,11 @@ def rank_key(dets: Detections, order: str) -> np.ndarray:
         return cy
     if order == "bottom":
         return -cy
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     if order == "largest":
-        return -dets.areas.astype(np.float64)
+        return -area
     if order == "smallest":
-        return dets.areas.astype(np.float64)
+        return area
     if order == "score":
         return -dets.scores.astype(np.float64)
     if order == "center":
@@ -83,28 +85,25 @@ def pick_instances(dets: Detections, pick: Pick, *, what: str = "instance", aske
 
 
 
-def pick_phrases(dets: Detections, phrases: Sequence[Phrase], default: Pick = Pick()) -> tuple[np.ndarray, dict[str, str]]:
+def pick_phrases(dets: Detections, phrases: Sequence[Phrase], default: Pick = Pick()) -> tuple[np.ndarray, list[str]]:
     """Apply each phrase's pick to the instances of its label; ``default`` (``--pick``) serves the
     phrases that say nothing about which one.
 
-    Returns the indices (ascending) of the instances kept by any phrase, and the phrases that kept
-    nothing, each with the reason in words: ``{"rocket": "nothing found for 'rocket'", "the second
-    dog from the right": "asked for the second dog from the right, found 1 dog"}``."""
+    Returns the indices (ascending) of the instances kept by any phrase, and the phrases whose
+    label has no instance at all (``--find "cat. rocket"`` with only cats: ``["rocket"]``). A
+    phrase that asks for more than its label has (the second dog from the right, of one dog) raises
+    :class:`NothingFoundError`: that is a request that cannot be met, not a missing label."""
     kept: set[int] = set()
-    missing: dict[str, str] = {}
+    missing: list[str] = []
     labels = np.array(dets.labels, dtype=object)
     for phrase in phrases:
         group = np.flatnonzero(labels == phrase.label)
         if not len(group):
-            missing[phrase.text] = f"nothing found for {phrase.label!r}"
+            missing.append(phrase.text)
             continue
         pick = phrase.pick if phrase.pick != Pick() else default
         asked = phrase.text if pick is phrase.pick else None
-        try:
-            chosen = pick_instances(dets[group], pick, what=phrase.label or "instance", asked=asked)
-        except NothingFoundError as error:
-            missing[phrase.text] = str(error)
-            continue
+        chosen = pick_instances(dets[group], pick, what=phrase.label or "instance", asked=asked)
         kept.update(int(i) for i in group[chosen])
     return np.array(sorted(kept), dtype=np.int64), missing
 

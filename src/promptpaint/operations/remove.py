@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from promptpaint.operations.base import Operation
 from promptpaint.options import EditOptions, mask_given
@@ -18,12 +18,25 @@ class RemoveEdit(EditOptions):
     """Erase what is selected and fill the hole plausibly (no prompt needed)."""
 
     op: Literal["remove"] = "remove"
+    with_shadow: bool = Field(False, description="also remove the shadows that touch what is removed "
+                              "(detected as 'shadow' in the same pass)")
+    with_reflection: bool = Field(False, description="also remove the reflections that touch what is removed "
+                                  "(detected as 'reflection' in the same pass)")
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> RemoveEdit:
         if not (self.has_target or mask_given(info)):
             raise ValueError("remove needs --find, --box, --point or --mask")
+        if (self.with_shadow or self.with_reflection) and (self.mask or mask_given(info)):
+            raise ValueError("--with-shadow and --with-reflection need --find, --box or --point: a mask is "
+                             "used as it is")
         return self
+
+    @property
+    def attach(self) -> list[str]:
+        """What the detector is asked for beside the selection, to go with it when it touches it."""
+        return [label for label, wanted in (("shadow", self.with_shadow), ("reflection", self.with_reflection))
+                if wanted]
 
 
 class Remove(Operation):
@@ -39,13 +52,16 @@ class Remove(Operation):
     #: what a diffusion model used as the remover paints when the user gave no prompt
     FILL_PROMPT = "empty background, seamless continuation of the surroundings"
 
+    def labels(self, edit: RemoveEdit) -> list[str]:
+        return list(edit.find) + edit.attach
+
     def steps(self, job: EditJob) -> Steps:
         from promptpaint.core import masks as M
 
         edit: RemoveEdit = job.edit
         dilate = job.resolve("dilate", self.DEFAULTS[0])
         feather = job.resolve("feather", self.DEFAULTS[1])
-        seg = yield from job.select(dilate=dilate)
+        seg = yield from job.select(dilate=dilate, attach=edit.attach)
         weights = M.feather(seg.mask, feather)
         model = job.generator()
         prompt = edit.prompt or (self.FILL_PROMPT if model.needs_prompt else "")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from promptpaint.core.phrases import read_phrases
 from promptpaint.operations.base import Operation
 from promptpaint.options import EditOptions, mask_given, split_labels
 
@@ -22,6 +23,12 @@ class ReplaceEdit(EditOptions):
     keep: list[str] = Field(default_factory=list, description="keep this and repaint everything else")
 
     _keep = field_validator("keep", mode="before")(lambda cls, v: split_labels(v))
+
+    @field_validator("keep")
+    @classmethod
+    def _keep_phrases(cls, v: list[str]) -> list[str]:
+        read_phrases(v)  # the --find grammar: --keep 'the largest dog'
+        return v
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ReplaceEdit:

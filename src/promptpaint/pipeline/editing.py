@@ -9,6 +9,7 @@ recorded in ``used``, which becomes the recipe entry: the recipe holds what the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     from promptpaint.operations.base import Operation
     from promptpaint.pipeline.pipeline import Pipeline
 
-#: what the selection records in the recipe when it used them
-_SELECTION_KEYS = ("detector", "segmenter", "box_threshold", "text_threshold")
+#: what the selection records in the recipe when it used them ("read": how each phrase was read)
+_SELECTION_KEYS = ("detector", "segmenter", "box_threshold", "text_threshold", "read")
 
 
 @dataclass
@@ -60,15 +61,17 @@ class EditJob:
             self.used[name] = value
         return value
 
-    def select(self, find: list[str] | None = None, dilate: int | None = None) -> Steps:
+    def select(self, find: list[str] | None = None, dilate: int | None = None, attach: Sequence[str] = ()) -> Steps:
         """The selection (see ``pipeline.selection.select``), after a hint a batch runner may use
         to encode and detect for several images at once. Returns a :class:`Segmentation`."""
         edit, rgb = self.edit, self.image.rgb
-        hint = selection.select_hint(self.pipeline, rgb, edit, self.mask, edit.find if find is None else find)
+        hint = selection.select_hint(self.pipeline, rgb, edit, self.mask, edit.find if find is None else find, attach)
         if hint is not None:
             yield [hint]
-        seg = selection.select(self.pipeline, rgb, edit, self.mask, find=find, dilate=dilate)
+        seg = selection.select(self.pipeline, rgb, edit, self.mask, find=find, dilate=dilate, attach=attach)
         self.used.update({k: seg.info[k] for k in _SELECTION_KEYS if k in seg.info})
+        if seg.info.get("missing"):  # for the reader (and the front ends' warning); a replay ignores it
+            self.used["missing"] = seg.info["missing"]
         return seg
 
     def generator(self) -> Inpainter:

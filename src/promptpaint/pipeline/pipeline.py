@@ -123,15 +123,21 @@ class Pipeline:
 
     # ------------------------------------------------------------ detection and masks
     def detect(self, image: Any, find: str | list[str], *, box_threshold: float | None = None,
-               text_threshold: float | None = None, detector: str | None = None) -> Detections:
-        """All labels in one forward pass; boxes in the image's pixels. Thresholds not given are the
-        detector's own defaults; the values used are in the result's ``info``."""
+               text_threshold: float | None = None, detector: str | None = None, pick: str | None = None,
+               require: str | None = None) -> Detections:
+        """The nouns of every ``find`` phrase in one forward pass, then each phrase's pick among its
+        label's instances ("the left dog"); boxes in the image's pixels. Thresholds not given are
+        the detector's own defaults; the values used, how each phrase was read and which found
+        nothing (``info["missing"]``) are in the result's ``info``. It raises nothing for what was
+        not found: ``selection.require_found`` applies ``require`` (the front ends call it after
+        showing the answer)."""
         loaded = self.load(image)
-        opts = parse_options(SelectOptions, {"find": find, "box_threshold": box_threshold,
-                                             "text_threshold": text_threshold, "detector": detector})
+        opts = parse_options(SelectOptions, {"find": find, "box_threshold": box_threshold, "pick": pick,
+                                             "text_threshold": text_threshold, "detector": detector,
+                                             "require": require})
         if not opts.find:
             raise InvalidOptionError("detect needs --find (what to look for)")
-        return selection.detect(self, loaded.rgb, opts.find, opts)
+        return selection.detect_phrases(self, loaded.rgb, opts)
 
     def segment(self, image: Any, options: SelectOptions | None = None, *, mask: Any = None,
                 **kwargs: Any) -> Segmentation:

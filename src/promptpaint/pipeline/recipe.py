@@ -19,6 +19,9 @@ from promptpaint.options import EditOptions, ModelOptions
 #: the PNG text chunk holding the recipe of an output
 METADATA_KEY = "promptpaint"
 PIPELINE_KEYS = {"device", "dtype", "offload", "compile"}
+#: what an edit's recipe entry reports for the reader, not options: how its phrases were read
+#: and which found nothing. A replay reads the phrases again, so these are dropped on parsing.
+REPORT_KEYS = ("read", "missing")
 
 
 @dataclass
@@ -88,10 +91,16 @@ def load_recipe(source: Any, overrides: dict[str, Any] | None = None) -> Recipe:
         operation = operations.get(raw.get("op"), where)
         fields = operation.options.model_fields
         merged = {k: v for k, v in {**defaults, **overrides}.items() if k in fields}
-        merged.update(raw)
+        merged.update({k: v for k, v in raw.items() if k not in REPORT_KEYS})
         merged.update({k: v for k, v in overrides.items() if k in fields})
         parsed.append(operation.parse(merged, where=where))
     return Recipe(parsed, pipeline)
+
+
+def missing(recipe: dict[str, Any]) -> list[str]:
+    """The phrases that found nothing in any edit of a result's recipe (one entry, or ``{"edits": [...]}``)."""
+    entries = recipe["edits"] if "edits" in recipe else [recipe]
+    return list(dict.fromkeys(text for entry in entries for text in entry.get("missing", ())))
 
 
 def variant_recipe(recipe: dict[str, Any], index: int = 0) -> dict[str, Any]:

@@ -8,6 +8,7 @@ result's ``info`` (for ``detections.json``, the HTTP answers and the recipe).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ import numpy as np
 from promptpaint.core import masks as M
 from promptpaint.core.geometry import Window, mask_bbox
 from promptpaint.core.images import load_mask
+from promptpaint.core.phrases import Phrase, Pick, read_phrases, read_pick
+from promptpaint.core.picking import pick_instances, pick_phrases
 from promptpaint.core.types import Detections, Segmentation
 from promptpaint.errors import InvalidOptionError, NothingFoundError, UnsupportedOperationError
 from promptpaint.options import SelectOptions
@@ -26,9 +29,22 @@ if TYPE_CHECKING:
     from promptpaint.pipeline.pipeline import Pipeline
 
 
-def labels_for(find: list[str], opts: SelectOptions) -> list[str]:
-    """Every label one detector pass answers: what to find, then what to exclude."""
-    return list(dict.fromkeys(find + opts.exclude))
+def read(find: list[str], opts: SelectOptions) -> tuple[list[Phrase], list[Phrase]]:
+    """The phrases of what to find and of what to exclude, as the grammar reads them."""
+    return read_phrases(find), read_phrases(opts.exclude)
+
+
+def labels_for(find: list[str], opts: SelectOptions, attach: Sequence[str] = ()) -> list[str]:
+    """Every label one detector pass answers: the nouns of what to find and of what to exclude,
+    then the regions that go with the selection (``attach``: shadow, reflection)."""
+    phrases, excluded = read(find, opts)
+    return list(dict.fromkeys([p.label for p in phrases + excluded] + list(attach)))
+
+
+def attach_margin(size: tuple[int, int]) -> int:
+    """How far (pixels) a shadow or reflection may lie from the object's mask and still go with
+    it: masks of touching things often leave a seam of a few pixels (0.5% of the longer side)."""
+    return max(2, round(0.005 * max(size)))
 
 
 def detect(pipe: Pipeline, rgb: np.ndarray, labels: list[str], opts: SelectOptions,
@@ -46,19 +62,35 @@ def detect(pipe: Pipeline, rgb: np.ndarray, labels: list[str], opts: SelectOptio
     return replace(found, info=info)
 
 
-def require_found(found: Detections, labels: list[str]) -> None:
-    """Raise :class:`NothingFoundError` naming every label the detections do not answer."""
-    missing = [label for label in labels if label not in found.labels]
-    if missing:
+def detect_phrases(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions) -> Detections:
+    """What ``detect`` answers: the nouns of ``opts.find`` in one pass, then each phrase's pick
+    (or ``--pick``) among its label's instances. ``info`` records how each phrase was read and
+    which found nothing (see :func:`require_found`)."""
+    phrases = read_phrases(opts.find)
+    found = detect(pipe, rgb, list(dict.fromkeys(p.label for p in phrases)), opts)
+    kept, missing = pick_phrases(found, phrases, read_pick(opts.pick))
+    return replace(found[kept], info={**found.info, "read": [p.to_json() for p in phrases], "missing": missing})
+
+
+def require_found(missing: list[str], found_any: bool, require: str = "any") -> None:
+    """Raise :class:`NothingFoundError` when nothing at all was found, or when ``require`` is
+    ``"all"`` and some phrase found nothing. Otherwise the caller goes on with what was found."""
+    if missing and (require == "all" or not found_any):
         raise NothingFoundError(missing)
 
 
+def missing_warning(missing: list[str]) -> str:
+    """The one line a front end prints when an edit went on without some phrases."""
+    names = ", ".join(repr(text) for text in missing)
+    return f"warning: nothing found for {names}; went on with the rest (--require all stops instead)"
+
+
 def select_hint(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, mask: Any,
-                find: list[str]) -> SelectHint | None:
+                find: list[str], attach: Sequence[str] = ()) -> SelectHint | None:
     """What :func:`select` is about to ask the models, so that a batch can ask for several images at once."""
     if mask is not None or opts.mask:
         return None
-    labels = labels_for(find, opts)
+    labels = labels_for(find, opts, attach)
     if not (labels or opts.box or opts.point):
         return None
     segmenter = pipe.segmenter(opts.segmenter)
@@ -68,10 +100,11 @@ def select_hint(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, mask: Any,
 
 
 def select(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, mask: Any = None,
-           find: list[str] | None = None, dilate: int | None = None) -> Segmentation:
+           find: list[str] | None = None, dilate: int | None = None, attach: Sequence[str] = ()) -> Segmentation:
     """The selection of ``opts`` (``find`` and ``dilate`` override the options' own: ``--keep``
     selects what to keep, and an operation resolves its dilation itself). ``mask`` is an array, a
-    PIL image or a path given beside the options."""
+    PIL image or a path given beside the options. ``attach``: labels of regions that go with the
+    selected objects when they touch them (``remove --with-shadow``: ``["shadow"]``)."""
     h, w = rgb.shape[:2]
     find = opts.find if find is None else find
     info: dict[str, Any] = {"image_size": [w, h]}
@@ -84,10 +117,11 @@ def select(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, mask: Any = Non
     else:
         if not (find or opts.box or opts.point):
             raise InvalidOptionError("nothing to select: give --find, --box, --point or --mask")
-        included, excluded = _instances(pipe, rgb, opts, find, info)
-        keep = M.select(included.masks, included.scores, pick=opts.pick)
-        included = included[keep]
+        included, excluded, attached = _instances(pipe, rgb, opts, find, attach, info)
         selected = M.union(list(included.masks), (h, w))
+        if len(attached):
+            selected |= M.union(list(attached.masks))
+            included = Detections.concat([included, attached])
         if len(excluded):
             selected = M.subtract(selected, M.union(list(excluded.masks)))
     if opts.fill_holes:
@@ -105,11 +139,14 @@ def select(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, mask: Any = Non
     return Segmentation(selected, included, excluded, info)
 
 
-def _instances(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, find: list[str],
-               info: dict) -> tuple[Detections, Detections]:
-    """Detect (all labels in one pass), then segment every box in one decoder call."""
+def _instances(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, find: list[str], attach: Sequence[str],
+               info: dict) -> tuple[Detections, Detections, Detections]:
+    """Detect every label in one pass, pick each phrase's instances by their boxes, segment every
+    box still needed in one decoder call; then add the ``attach`` regions that touch the selection.
+    Returns the included, the excluded and the attached instances, with masks."""
     h, w = rgb.shape[:2]
-    labels = labels_for(find, opts)
+    phrases, exclude_phrases = read(find, opts)
+    labels = labels_for(find, opts, attach)
     segmenter = pipe.segmenter(opts.segmenter)
     info["segmenter"] = segmenter.model_id
     if opts.box and not segmenter.takes_boxes or opts.point and not segmenter.takes_points:
@@ -121,21 +158,63 @@ def _instances(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, find: list[
         info.update(found.info)
     else:
         found = Detections.empty((w, h))
-    require_found(found, find)
+    default = read_pick(opts.pick)
+    kept, missing = pick_phrases(found, phrases, default)
+    if phrases:
+        info["read"] = [p.to_json() for p in phrases]
+        info["missing"] = missing
+    require_found(missing, bool(len(kept) or opts.box or opts.point), opts.require)
+    # An exclude phrase naming a label that is also found, with no words of its own, would take
+    # back everything found: as before the grammar, it excludes nothing then.
+    find_labels = {p.label for p in phrases}
+    exclude_phrases = [p for p in exclude_phrases if p.label not in find_labels or p.pick != Pick()]
+    dropped, _ = pick_phrases(found, exclude_phrases)
+    candidates = np.flatnonzero(np.isin(np.array(found.labels, dtype=object), list(attach)))
+    kept = np.setdiff1d(kept, dropped)
+    needed = np.union1d(np.union1d(kept, dropped), candidates).astype(np.int64)
+    found = found[needed]  # what is neither picked, excluded nor attachable needs no mask
+    kept, dropped, candidates = (np.searchsorted(needed, part) for part in (kept, dropped, candidates))
     user = Detections(np.array(opts.box, np.float32).reshape(-1, 4), np.ones(len(opts.box)),
                       ["box"] * len(opts.box), image_size=(w, h))
+    user = user[pick_instances(user, default, what="box")]
     # Every box still without a mask (detected or given) goes through ONE decoder call.
-    have_masks = found if found.masks is not None else Detections.empty((w, h))
-    need_masks = user if found.masks is not None else Detections.concat([found, user])
-    if len(need_masks):
-        need_masks = need_masks.with_masks(segmenter.segment(rgb, boxes=need_masks.xyxy)[0])
-    parts = [have_masks, need_masks]
+    if found.masks is None and len(found) + len(user):
+        both = Detections.concat([found, user])
+        both = both.with_masks(segmenter.segment(rgb, boxes=both.xyxy)[0])
+        found, user = both[:len(found)], both[len(found):]
+    elif len(user):
+        user = user.with_masks(segmenter.segment(rgb, boxes=user.xyxy)[0])
+    parts = [found[kept], user]
     if opts.point:  # all points together describe one object
         masks, scores = segmenter.segment(rgb, points=np.array(opts.point, np.float32))
         box = mask_bbox(masks[0]) or Window(0, 0, 0, 0)
         parts.append(Detections([[box.x0, box.y0, box.x1, box.y1]], scores[:1], ["point"], masks[:1], (w, h)))
-    boxes = Detections.concat(parts)
-    if not len(boxes):
-        boxes = Detections(np.zeros((0, 4)), np.zeros(0), [], np.zeros((0, h, w), bool), (w, h))
-    is_excluded = np.array([label in opts.exclude and label not in find for label in boxes.labels], bool)
-    return boxes[~is_excluded], boxes[is_excluded]
+    included = _with_masks(Detections.concat(parts), (w, h))
+    excluded = _with_masks(found[dropped], (w, h))
+    attached = _attach(included, _with_masks(found[candidates], (w, h)), attach, info)
+    return included, excluded, attached
+
+
+def _attach(included: Detections, candidates: Detections, attach: Sequence[str], info: dict) -> Detections:
+    """The candidates (shadows, reflections) whose mask touches the included instances' mask grown
+    by :func:`attach_margin`; ``info["attached"]`` says, per label, how many were found and which
+    were added (their indices among the selection's instances, after the included ones)."""
+    if not attach:
+        return candidates
+    w, h = candidates.image_size
+    objects = M.union(list(included.masks), (h, w))
+    added = M.touching(objects, candidates.masks, attach_margin((w, h))) if len(candidates) else np.zeros(0, int)
+    attached = candidates[added]
+    info["attached"] = {
+        label: {"found": candidates.labels.count(label),
+                "added": [len(included) + i for i, name in enumerate(attached.labels) if name == label]}
+        for label in attach}
+    return attached
+
+
+def _with_masks(dets: Detections, size: tuple[int, int]) -> Detections:
+    """``dets`` with an (N, H, W) mask array even when empty (the mask algebra needs the shape)."""
+    if dets.masks is not None:
+        return dets
+    w, h = size
+    return Detections(dets.xyxy, dets.scores, dets.labels, np.zeros((len(dets), h, w), bool), size, dets.info)

@@ -6,6 +6,7 @@ Pipeline through the job queue (:mod:`.jobs`), serialise (:mod:`.responses`).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from promptpaint.core.images import encode_image
 from promptpaint.core.types import Progress
 from promptpaint.errors import InvalidOptionError, NothingFoundError, PromptPaintError
 from promptpaint.options import EditOptions, SegmentOptions, parse_options
+from promptpaint.pipeline.recipe import missing
 from promptpaint.pipeline.selection import require_found
 from promptpaint.server import responses
 from promptpaint.server.errors import NotFoundError, QueueFullError, UnauthorizedError, UploadTooLargeError
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and option fields on top of the files
-DETECT_FIELDS = ("find", "box_threshold", "text_threshold", "detector")
+DETECT_FIELDS = ("find", "box_threshold", "text_threshold", "pick", "require", "detector")
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -123,10 +125,10 @@ def _api_routes(state: ServerState) -> APIRouter:
         opts = parse_options(SegmentOptions, inp.options)
         job = state.jobs.submit(lambda progress: pipe.detect(
             inp.image, opts.find, box_threshold=opts.box_threshold, text_threshold=opts.text_threshold,
-            detector=opts.detector), kind="detect")
+            detector=opts.detector, pick=opts.pick), kind="detect")
         dets = await job.wait()
         job.take_result()
-        require_found(dets, opts.find)
+        require_found(dets.info["missing"], bool(len(dets)), opts.require)
         return JSONResponse(responses.detect_json(dets, inp.image_id), headers=_headers(job, inp))
 
     @router.post("/segment", tags=["select"], summary="The mask of what `find` names, minus `exclude`",
@@ -141,7 +143,8 @@ def _api_routes(state: ServerState) -> APIRouter:
         job.take_result()
         if response_format == "png":
             png = await run_in_threadpool(responses.mask_png, seg.mask)
-            return Response(png, media_type="image/png", headers=_headers(job, inp))
+            return Response(png, media_type="image/png",
+                            headers={**_headers(job, inp), **_missing_header(seg.info.get("missing", []))})
         data = await run_in_threadpool(responses.segment_json, seg, inp.image, inp.image_id, overlay)
         return JSONResponse(data, headers=_headers(job, inp))
 
@@ -212,7 +215,8 @@ async def _run_edit_request(state: ServerState, op: str, request: Request, respo
     job = state.jobs.submit(partial(_run_edit, state, inp, edit), kind=op)
     result = await job.wait()
     job.take_result()
-    headers = {**_headers(job, inp), "X-Promptpaint-Seed": str(result.recipe.get("seed"))}
+    headers = {**_headers(job, inp), "X-Promptpaint-Seed": str(result.recipe.get("seed")),
+               **_missing_header(missing(result.recipe))}
     if response_format == "png":
         png = await run_in_threadpool(responses.edit_png, result)
         return Response(png, media_type="image/png", headers=headers)
@@ -243,6 +247,12 @@ def _present_edit(inp: Input, result) -> dict[str, Any]:
 
 def _headers(job, inp: Input) -> dict[str, str]:
     return {"X-Promptpaint-Job": job.id, "X-Promptpaint-Image-Id": inp.image_id}
+
+
+def _missing_header(missing: list[str]) -> dict[str, str]:
+    """A PNG answer's note of the phrases that found nothing (a JSON list; the JSON answers say
+    ``"missing"``). ASCII-escaped: headers are Latin-1."""
+    return {"X-Promptpaint-Missing": json.dumps(missing)} if missing else {}
 
 
 # ------------------------------------------------------------------------------------ the page

@@ -13,7 +13,7 @@ from promptpaint.core.serialize import detect_to_json, segmentation_to_json
 from promptpaint.core.types import Detections, EditResult, Segmentation
 from promptpaint.operations import Operation
 from promptpaint.pipeline.output import encode_variant
-from promptpaint.pipeline.recipe import variant_recipe
+from promptpaint.pipeline.recipe import missing, variant_recipe
 
 
 def b64(data: bytes) -> str:
@@ -43,7 +43,8 @@ def edit_json(result: EditResult, image_id: str) -> dict[str, Any]:
     height, width = result.image.shape[:2]
     return {"image_id": image_id, "width": width, "height": height, "op": entry.get("op"),
             "mask_png": b64(mask_png(result.mask)), "mask_area": int(result.mask.sum()),
-            "recipe": {"edits": [entry]}, "variants": variants, "info": _plain(result.info)}
+            "recipe": {"edits": [entry]}, "variants": variants, "info": _plain(result.info),
+            "missing": missing(entry)}
 
 
 # ------------------------------------------------------------------------------ selection
