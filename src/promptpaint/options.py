@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from promptpaint.core.geometry import parse_box, parse_point
 from promptpaint.core.phrases import read_phrases, read_pick
@@ -149,7 +150,30 @@ def mask_given(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("mask_given"))
 
 
-class SegmentOptions(SelectOptions):
+class AttachOptions(_Strict):
+    """Regions that go with the selected objects when they touch them: shadows and reflections,
+    asked of the detector in the same pass (``segment`` and ``remove``)."""
+
+    with_shadow: bool = Field(False, description="add the shadows that touch the selection (detected as "
+                              "'shadow' in the same pass)")
+    with_reflection: bool = Field(False, description="add the reflections that touch the selection (detected "
+                                  "as 'reflection' in the same pass)")
+
+    @model_validator(mode="after")
+    def _attach_needs_a_selection(self, info: ValidationInfo) -> AttachOptions:
+        if self.attach and (getattr(self, "mask", None) or mask_given(info)):
+            raise ValueError("--with-shadow and --with-reflection need --find, --box or --point: a mask is "
+                             "used as it is")
+        return self
+
+    @property
+    def attach(self) -> list[str]:
+        """What the detector is asked for beside the selection, to go with it where it touches it."""
+        return [label for label, wanted in (("shadow", self.with_shadow), ("reflection", self.with_reflection))
+                if wanted]
+
+
+class SegmentOptions(AttachOptions, SelectOptions):
     """Options of ``promptpaint segment`` / ``Pipeline.segment``."""
 
 

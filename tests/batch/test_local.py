@@ -33,7 +33,8 @@ DIFFUSION_RECIPE = {"steps": 1, "guidance": 1, "edits": [{"op": "replace", "box"
 
 
 #: a row override that makes the tiny Grounding DINO find nothing (no box passes a threshold of 1)
-NOTHING_FOUND = {"find": "cat", "box_threshold": 1.0}
+# The recipe's box still selects something: only --require all makes a missing 'cat' fail the item.
+NOTHING_FOUND = {"find": "cat", "box_threshold": 1.0, "require": "all"}
 
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "immunohistochemistry")
@@ -240,6 +241,19 @@ def test_batch_size_defaults_to_4_on_a_gpu_and_1_on_a_cpu(tmp_path, tiny, photos
     assert result.exit_code == 0 and called == []
 
 
+def test_a_partial_find_is_done_and_its_row_says_what_was_missing(tmp_path, photos, tiny):
+    """#13: the recipe's box still selects something when 'cat' finds nothing: the item is edited."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    shutil.copy(photos / "img00.png", jobs / "partial.png")
+    manifest = write_jsonl(jobs / "list.jsonl", [{"image": "partial.png", "find": "cat", "box_threshold": 1.0}])
+    out = tmp_path / "out"
+    result = batch_cli(manifest, "--recipe", write_recipe(tmp_path), "-o", out, *tiny_args(tiny))
+    assert result.exit_code == 0, result.output
+    row = latest_rows(read_rows(out / "manifest.jsonl"))["partial.png"]
+    assert (row["status"], row["missing"]) == ("done", ["cat"])
+
+
 def test_bad_items_are_recorded_and_the_rest_succeed(tmp_path, photos, tiny):
     jobs = tmp_path / "jobs"
     jobs.mkdir()
@@ -267,6 +281,7 @@ def test_bad_items_are_recorded_and_the_rest_succeed(tmp_path, photos, tiny):
     assert (rows["corrupt.jpg"]["status"], rows["corrupt.jpg"]["error_type"]) == ("failed", "ImageLoadError")
     assert (rows["nothing.png"]["status"], rows["nothing.png"]["error_type"]) == ("failed", "NothingFoundError")
     assert "nothing found for 'cat'" in rows["nothing.png"]["error"]
+    assert rows["nothing.png"]["missing"] == ["cat"] and rows["good.png"]["missing"] == []
     assert rows["missing.png"]["error_type"] == "ImageLoadError"
     evil = rows[str(outside / "evil.png")]
     assert evil["status"] == "done" and evil["output"].startswith("_external/")

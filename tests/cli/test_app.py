@@ -241,6 +241,103 @@ def test_detect_prints_json(tiny, cat_png):
         assert 0 <= x0 < x1 <= 451 and 0 <= y0 < y1 <= 300
 
 
+# ------------------------------------------------------------------ which one, partial finds, shadows (#13)
+def _centre_x(box: list[float]) -> float:
+    return (box[0] + box[2]) / 2
+
+
+def _area(box: list[float]) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _detected_cat_boxes(tiny, cat_png) -> list[list[float]]:
+    result = _cli("detect", cat_png, "--find", "cat", "--detector", tiny["grounding-dino"], *LOOSE)
+    assert result.exit_code == 0, result.output
+    boxes = [d["box"] for d in json.loads(result.output)["detections"]]
+    assert len(boxes) >= 3  # the tiny detector finds several cats at these thresholds
+    return boxes
+
+
+def _segment_report(tiny, cat_png, out: Path, find: str, *extra) -> dict:
+    result = CliRunner().invoke(main, [str(a) for a in ("segment", cat_png, "--find", find, "--detector",
+                                                        tiny["grounding-dino"], "--segmenter", tiny["sam"],
+                                                        *LOOSE, *extra, "-o", out)])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "detections.json").read_text())
+
+
+def test_segment_the_left_cat_keeps_the_leftmost_box_detect_returns(tiny, cat_png, tmp_path):
+    boxes = _detected_cat_boxes(tiny, cat_png)
+    report = _segment_report(tiny, cat_png, tmp_path / "left", "the left cat")
+    assert [i["box"] for i in report["instances"]] == [min(boxes, key=_centre_x)]
+    assert report["read"] == [{"text": "the left cat", "label": "cat", "pick": "left"}]
+    assert report["missing"] == []
+    # --pick says the same per label
+    by_pick = _segment_report(tiny, cat_png, tmp_path / "pick", "cat", "--pick", "left")
+    assert by_pick["instances"] == report["instances"]
+
+
+def test_the_two_largest_cats_are_the_two_largest_boxes(tiny, cat_png, tmp_path):
+    boxes = sorted(_detected_cat_boxes(tiny, cat_png), key=_area, reverse=True)
+    assert _area(boxes[1]) > _area(boxes[2])  # no tie at the cut
+    report = _segment_report(tiny, cat_png, tmp_path / "two", "the two largest cats")
+    assert sorted(i["box"] for i in report["instances"]) == sorted(boxes[:2])
+    assert report["read"] == [{"text": "the two largest cats", "label": "cat", "pick": "2 largest"}]
+
+
+def test_too_few_cats_is_exit_3_in_one_line(tiny, cat_png, tmp_path):
+    count = len(_detected_cat_boxes(tiny, cat_png))
+    result = _cli("segment", cat_png, "--find", f"the {count + 1}th cat from the left", "--detector",
+                  tiny["grounding-dino"], "--segmenter", tiny["sam"], *LOOSE, "-o", tmp_path / "o")
+    assert result.exit_code == 3
+    assert result.output.strip() == f"error: asked for the {count + 1}th cat from the left, found {count} cats"
+
+
+def test_with_shadow_gives_a_mask_that_contains_the_mask_without_it(tiny, cat_png, tmp_path):
+    """SAM 3 finds the shadows in the same encoding; tiny random weights give partial masks."""
+    masks = {}
+    for name, extra in (("plain", []), ("shadow", ["--with-shadow"])):
+        result = _cli("remove", cat_png, "--find", "cat", *extra, "--segmenter", tiny["sam3"], "--remover", "telea",
+                      "--box-threshold", "0", "--dilate", "0", "--feather", "0", "--seed", "1",
+                      "-o", tmp_path / f"{name}.png", "--save-mask", tmp_path / f"{name}-mask.png")
+        assert result.exit_code == 0, result.output
+        masks[name] = np.array(Image.open(tmp_path / f"{name}-mask.png")) > 0
+    assert masks["shadow"][masks["plain"]].all() and masks["shadow"].sum() > masks["plain"].sum()
+    recipe = json.loads(read_png_metadata(tmp_path / "shadow.png")["promptpaint"])
+    assert recipe["edits"][0]["with_shadow"] is True
+    # segment --with-shadow says in detections.json which shadows were added
+    result = _cli("segment", cat_png, "--find", "cat", "--with-shadow", "--segmenter", tiny["sam3"],
+                  "--box-threshold", "0", "-o", tmp_path / "seg")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "seg" / "detections.json").read_text())
+    attached = report["attached"]["shadow"]
+    assert attached["found"] > 0 and attached["added"]
+    assert {report["instances"][i]["label"] for i in attached["added"]} == {"shadow"}
+
+
+def test_partial_find_goes_on_with_one_warning_line(tiny, cat_png, tmp_path):
+    """OWLv2's tiny weights at 0.1 find cats but no rocket."""
+    models = ["--detector", tiny["owlv2"], "--segmenter", tiny["sam"], "--box-threshold", "0.1"]
+    result = CliRunner().invoke(main, [str(a) for a in ("segment", cat_png, "--find", "cat. rocket", *models,
+                                                        "-o", tmp_path / "seg")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        "warning: nothing found for 'rocket'; went on with the rest (--require all stops instead)"]
+    report = json.loads((tmp_path / "seg" / "detections.json").read_text())
+    assert report["missing"] == ["rocket"] and {i["label"] for i in report["instances"]} == {"cat"}
+    result = CliRunner().invoke(main, [str(a) for a in ("remove", cat_png, "--find", "cat. rocket", *models,
+                                                        "--remover", "telea", "-o", tmp_path / "out.png")])
+    assert result.exit_code == 0 and "warning: nothing found for 'rocket'" in result.stderr
+    assert json.loads(read_png_metadata(tmp_path / "out.png")["promptpaint"])["edits"][0]["missing"] == ["rocket"]
+    detected = CliRunner().invoke(main, [str(a) for a in ("detect", cat_png, "--find", "cat. rocket", *models[:2],
+                                                          *models[4:])])
+    assert detected.exit_code == 0 and json.loads(detected.stdout)["missing"] == ["rocket"]
+    strict = CliRunner().invoke(main, [str(a) for a in ("segment", cat_png, "--find", "cat. rocket", *models,
+                                                        "--require", "all", "-o", tmp_path / "strict")])
+    assert strict.exit_code == 3 and "nothing found for 'rocket'" in strict.stderr
+    assert not (tmp_path / "strict" / "mask.png").exists()
+
+
 def _run(*args: str, env: dict | None = None, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "promptpaint", *map(str, args)], capture_output=True, text=True,

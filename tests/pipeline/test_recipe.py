@@ -12,7 +12,8 @@ from promptpaint.errors import InvalidOptionError
 from promptpaint.operations.outpaint import OutpaintEdit
 from promptpaint.operations.remove import RemoveEdit
 from promptpaint.operations.replace import ReplaceEdit
-from promptpaint.pipeline.recipe import METADATA_KEY, Recipe, load_recipe, recipe_from_image, recipe_metadata
+from promptpaint.pipeline.recipe import (METADATA_KEY, Recipe, load_recipe, missing, recipe_from_image,
+                                        recipe_metadata)
 
 
 BOX = "10,20,30,40"
@@ -104,6 +105,19 @@ def test_defaults_only_reach_the_edits_that_have_the_field():
     # the same holds for overrides: "keep" cannot reach a remove edit
     overridden = load_recipe({"edits": [{"op": "remove", "box": BOX}]}, overrides={"keep": "cat", "steps": 4})
     assert overridden.edits[0].steps == 4
+
+
+def test_what_an_entry_reports_is_read_again_on_replay():
+    """An edit's recipe says how its phrases were read and which found nothing; a replay reads
+    the phrases again, so those keys are no options and are not refused."""
+    entry = {"op": "remove", "find": ["the left cat", "rocket"], "with_shadow": True, "seed": 3,
+             "read": [{"text": "the left cat", "label": "cat", "pick": "left"},
+                      {"text": "rocket", "label": "rocket", "pick": "all"}],
+             "missing": ["rocket"]}
+    edit = load_recipe({"edits": [entry]}).edits[0]
+    assert (edit.find, edit.with_shadow, edit.seed) == (["the left cat", "rocket"], True, 3)
+    assert missing(entry) == ["rocket"] and missing({"edits": [entry, {"missing": ["moon", "rocket"]}]}) == [
+        "rocket", "moon"]
 
 
 @pytest.mark.parametrize("source, message", [

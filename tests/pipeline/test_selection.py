@@ -1,5 +1,6 @@
 """Selection through the Pipeline with the tiny models: one encoding for many prompts, all labels
-in one detector pass, the mask algebra, user masks."""
+in one detector pass, the mask algebra, user masks; and, with oracle models (a detector answering
+fixed boxes, a segmenter whose mask is the box), phrases, partial finds and shadows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from promptpaint.errors import UnsupportedOperationError
+from promptpaint.core.types import Detections
+from promptpaint.errors import NothingFoundError, UnsupportedOperationError
 from promptpaint.pipeline.pipeline import Pipeline
 
 
@@ -67,3 +69,162 @@ def test_user_mask_skips_detection_and_segmentation(tmp_path, cat_rgb):
     seg = pipe.segment(cat_rgb, mask=str(path), dilate=2)
     assert seg.mask.sum() > mask.sum() and seg.mask[mask].all()
     assert seg.detections.labels == ("mask",)
+
+
+# ------------------------------------------------------------------ phrases, partial finds, shadows (#13)
+class BoxDetector:
+    """Oracle detector: answers every label it is asked with fixed boxes, in one pass, as a real
+    detector does when a shadow is a region of its own beside the object that casts it."""
+
+    model_id = "oracle-detector"
+    returns_masks = False
+    batches = False
+    default_box_threshold = 0.3
+    default_text_threshold = 0.25
+
+    def __init__(self, boxes: dict[str, list[list[int]]]):
+        self.boxes = boxes
+        self.asked: list[list[str]] = []
+
+    def detect(self, image, labels, box_threshold, text_threshold):
+        self.asked.append(list(labels))
+        h, w = image.shape[:2]
+        rows = [(box, label) for label in labels for box in self.boxes.get(label, [])]
+        return Detections(np.array([b for b, _ in rows], np.float32).reshape(-1, 4), [0.9] * len(rows),
+                          [label for _, label in rows], image_size=(w, h))
+
+
+class BoxSegmenter:
+    """Oracle segmenter: the mask of a box is the box."""
+
+    model_id = "oracle-segmenter"
+    takes_boxes = True
+    takes_points = False
+    finds_from_text = False
+    batches = False
+
+    def segment(self, image, boxes=None, points=None):
+        h, w = image.shape[:2]
+        masks = np.zeros((len(boxes), h, w), bool)
+        for mask, (x0, y0, x1, y1) in zip(masks, np.asarray(boxes).astype(int)):
+            mask[y0:y1, x0:x1] = True
+        return masks, np.ones(len(boxes), np.float32)
+
+
+#: A 100x60 scene: two cats; the left one's shadow right below it, the right one's shadow after a
+#: 1 px seam (as masks of touching things often leave), and a shadow far from both.
+SCENE = {"cat": [[10, 10, 30, 30], [60, 10, 80, 30]],
+         "shadow": [[10, 30, 40, 36], [60, 31, 90, 38], [40, 50, 55, 58]],
+         "reflection": [[30, 12, 36, 20]]}
+
+
+def _box(x0, y0, x1, y1) -> np.ndarray:
+    mask = np.zeros((60, 100), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def oracle_pipeline(boxes=SCENE) -> tuple[Pipeline, BoxDetector]:
+    pipe = Pipeline(remover="telea", device="cpu")
+    detector, segmenter = BoxDetector(boxes), BoxSegmenter()
+    pipe.detector = lambda name=None: detector
+    pipe.segmenter = lambda name=None: segmenter
+    pipe.preflight = lambda needed: None  # the oracles are no files on disk
+    return pipe, detector
+
+
+IMAGE = np.full((60, 100, 3), 128, np.uint8)
+CATS = _box(10, 10, 30, 30) | _box(60, 10, 80, 30)
+
+
+def test_with_shadow_adds_the_touching_shadows_from_the_same_pass():
+    pipe, detector = oracle_pipeline()
+    plain = pipe.segment(IMAGE, find="cat")
+    assert np.array_equal(plain.mask, CATS) and detector.asked == [["cat"]]
+    seg = pipe.segment(IMAGE, find="cat", with_shadow=True)
+    assert detector.asked[-1] == ["cat", "shadow"]  # one detector pass
+    assert np.array_equal(seg.mask, CATS | _box(10, 30, 40, 36) | _box(60, 31, 90, 38))  # not the far one
+    assert seg.detections.labels == ("cat", "cat", "shadow", "shadow")
+    assert seg.info["attached"] == {"shadow": {"found": 3, "added": [2, 3]}}
+    assert (seg.mask | plain.mask).sum() == seg.mask.sum()  # it contains the mask without shadows
+
+
+def test_only_the_picked_objects_shadows_go_with_it():
+    pipe, _ = oracle_pipeline()
+    seg = pipe.segment(IMAGE, find="the left cat", with_shadow=True, with_reflection=True)
+    assert np.array_equal(seg.mask, _box(10, 10, 30, 30) | _box(10, 30, 40, 36) | _box(30, 12, 36, 20))
+    assert seg.info["attached"] == {"shadow": {"found": 3, "added": [1]}, "reflection": {"found": 1, "added": [2]}}
+    assert seg.info["read"] == [{"text": "the left cat", "label": "cat", "pick": "left"}]
+
+
+def test_remove_with_shadow_removes_the_shadow_and_records_it():
+    pipe, detector = oracle_pipeline()
+    result = pipe.remove(IMAGE, find="the right cat", with_shadow=True, dilate=0, feather=0, seed=1)
+    assert detector.asked == [["cat", "shadow"]]
+    assert np.array_equal(result.mask, _box(60, 10, 80, 30) | _box(60, 31, 90, 38))
+    assert result.recipe["with_shadow"] is True and result.recipe["find"] == ["the right cat"]
+    assert result.recipe["read"] == [{"text": "the right cat", "label": "cat", "pick": "right"}]
+    assert result.segmentation.info["attached"] == {"shadow": {"found": 3, "added": [1]}}
+
+
+def test_exclude_reads_phrases_too():
+    pipe, detector = oracle_pipeline()
+    seg = pipe.segment(IMAGE, find="cat", exclude="the right cat")
+    assert np.array_equal(seg.mask, _box(10, 10, 30, 30)) and detector.asked == [["cat"]]
+    assert seg.detections.labels == ("cat",) and seg.excluded.labels == ("cat",)
+    # Excluding what is found, with no words of its own, takes nothing back (as before the grammar).
+    assert np.array_equal(pipe.segment(IMAGE, find="cat", exclude="cat").mask, CATS)
+
+
+def test_partial_finds_go_on_unless_all_are_required():
+    pipe, _ = oracle_pipeline()
+    seg = pipe.segment(IMAGE, find="cat. rocket")
+    assert np.array_equal(seg.mask, CATS) and seg.info["missing"] == ["rocket"]
+    with pytest.raises(NothingFoundError) as info:
+        pipe.segment(IMAGE, find="cat. rocket", require="all")
+    assert info.value.labels == ["rocket"] and str(info.value).startswith("nothing found for 'rocket'")
+    with pytest.raises(NothingFoundError, match="^nothing found for 'rocket', 'the moons';"):
+        pipe.segment(IMAGE, find="rocket. the moons")  # nothing at all: exit 3
+    seg = pipe.segment(IMAGE, find="rocket", box="0,0,5,5")  # a box is something
+    assert seg.info["missing"] == ["rocket"] and seg.mask.sum() == 25
+    result = pipe.remove(IMAGE, find="cat. rocket", seed=1)
+    assert result.recipe["missing"] == ["rocket"]
+
+
+def test_asking_for_more_than_was_found_is_one_clear_line():
+    pipe, _ = oracle_pipeline()
+    with pytest.raises(NothingFoundError) as info:
+        pipe.segment(IMAGE, find="the third cat from the left")
+    assert str(info.value) == "asked for the third cat from the left, found 2 cats" and info.value.labels == ["cat"]
+    with pytest.raises(NothingFoundError, match="^asked for the second from the right, found 1 box$"):
+        pipe.segment(IMAGE, box="0,0,5,5", pick="the second from the right")
+
+
+def test_pick_applies_within_each_label_and_detect_picks_the_same():
+    pipe, _ = oracle_pipeline()
+    seg = pipe.segment(IMAGE, find="cat. shadow", pick="left")
+    assert seg.detections.labels == ("cat", "shadow")
+    assert seg.detections.xyxy.tolist() == [[10, 10, 30, 30], [10, 30, 40, 36]]
+    dets = pipe.detect(IMAGE, "the right cat. shadow", pick="largest")
+    assert dets.xyxy.tolist() == [[60, 10, 80, 30], [60, 31, 90, 38]]
+    assert dets.info["read"][0] == {"text": "the right cat", "label": "cat", "pick": "right"}
+    assert pipe.detect(IMAGE, "cat. rocket").info["missing"] == ["rocket"]
+
+
+def test_sam3_finds_shadows_in_the_same_encoding(tiny, cat_rgb):
+    pipe = Pipeline(segmenter=str(tiny["sam3"]), device="cpu")
+    sam3 = pipe.segmenter()
+    image = cat_rgb.copy()
+    image[0, 0] = (13, 13, 13)  # a fresh cache key
+    before = sam3.encode_count
+    asked = []
+    original = sam3.detect
+    sam3.detect = lambda rgb, labels, *a: asked.append(list(labels)) or original(rgb, labels, *a)
+    try:
+        plain = pipe.segment(image, find="cat", box_threshold=0, dilate=0)
+        seg = pipe.segment(image, find="cat", box_threshold=0, dilate=0, with_shadow=True)
+    finally:
+        sam3.detect = original
+    assert sam3.encode_count - before == 1 and asked == [["cat"], ["cat", "shadow"]]
+    assert seg.info["attached"]["shadow"]["found"] > 0
+    assert seg.mask[plain.mask].all() and seg.mask.sum() > plain.mask.sum()

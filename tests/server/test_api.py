@@ -511,3 +511,61 @@ def test_detect_answers_with_the_thresholds_used(client, photo_png):
     data = post(client, "/v1/detect", photo_png, {"find": "cat", "box_threshold": 0, "text_threshold": 0}).json()
     assert (data["box_threshold"], data["text_threshold"]) == (0, 0)
     assert data["detector"] == client.app.state.server.pipeline.detector().model_id
+
+
+# ------------------------------------------------------------------------------------ which one (#13)
+@pytest.fixture(scope="module")
+def owl_client(tiny):
+    """OWLv2's tiny weights at box threshold 0.1 find cats in the photo and no rocket."""
+    models = ModelOptions(detector=str(tiny["owlv2"]), segmenter=str(tiny["sam"]), inpainter=str(tiny["sd-inpaint"]),
+                          remover="telea", device="cpu")
+    with TestClient(create_app(ServerSettings(models=models, preload=False))) as test_client:
+        yield test_client
+
+
+def test_phrases_and_partial_finds_over_http(owl_client, cat_rgb):
+    """What the page's find field sends (its text in options.find) is read like the CLI's --find."""
+    image_id = upload(owl_client, png_bytes(cat_rgb)).json()["image_id"]
+    found = post(owl_client, "/v1/detect", image_id=image_id, options={"find": "cat. rocket", "box_threshold": 0.1})
+    assert found.status_code == 200, found.text
+    cats = [d["box"] for d in found.json()["detections"]]
+    assert len(cats) >= 2 and found.json()["missing"] == ["rocket"]
+    strict = post(owl_client, "/v1/detect", image_id=image_id,
+                  options={"find": "cat. rocket", "box_threshold": 0.1, "require": "all"})
+    assert strict.status_code == 422 and strict.json()["labels"] == ["rocket"]
+
+    seg = post(owl_client, "/v1/segment", image_id=image_id,
+               options={"find": "the left cat. rocket", "box_threshold": 0.1})
+    assert seg.status_code == 200, seg.text
+    data = seg.json()
+    assert [i["box"] for i in data["instances"]] == [min(cats, key=lambda b: b[0] + b[2])]
+    assert data["read"] == [{"text": "the left cat", "label": "cat", "pick": "left"},
+                            {"text": "rocket", "label": "rocket", "pick": "all"}]
+    assert data["missing"] == ["rocket"]
+    as_png = post(owl_client, "/v1/segment?format=png", image_id=image_id, options={"find": "cat. rocket",
+                                                                                    "box_threshold": 0.1})
+    assert as_png.headers["X-Promptpaint-Missing"] == '["rocket"]'
+
+    remove = {"find": "cat. rocket", "box_threshold": 0.1, "seed": 1, "with_shadow": True}
+    edited = post(owl_client, "/v1/remove?format=json", image_id=image_id, options=remove)
+    assert edited.status_code == 200, edited.text
+    answer = edited.json()
+    assert answer["missing"] == ["rocket"] and answer["recipe"]["edits"][0]["with_shadow"] is True
+    assert answer["recipe"]["edits"][0]["missing"] == ["rocket"]
+    as_png = post(owl_client, "/v1/remove", image_id=image_id, options=remove)
+    assert as_png.status_code == 200 and as_png.headers["X-Promptpaint-Missing"] == '["rocket"]'
+    too_few = post(owl_client, "/v1/segment", image_id=image_id,
+                   options={"find": f"the {len(cats) + 1}th cat from the left", "box_threshold": 0.1})
+    assert too_few.status_code == 422 and too_few.json()["detail"] == (
+        f"asked for the {len(cats) + 1}th cat from the left, found {len(cats)} cats")
+    unread = post(owl_client, "/v1/segment", image_id=image_id, options={"find": "the largest cats"})
+    assert unread.status_code == 422 and unread.json()["detail"].startswith("--find: 'the largest cats': say how many")
+
+
+def test_remove_offers_shadow_and_reflection_checkboxes(client):
+    """The page builds an operation's controls from its schema: booleans become checkboxes."""
+    remove = next(op for op in client.get("/v1/operations").json() if op["name"] == "remove")
+    properties = remove["options"]["properties"]
+    for name in ("with_shadow", "with_reflection"):
+        assert properties[name]["type"] == "boolean" and properties[name]["default"] is False
+    assert properties["require"]["enum"] == ["any", "all"]

@@ -4,39 +4,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import ValidationInfo, model_validator
 
 from promptpaint.operations.base import Operation
-from promptpaint.options import EditOptions, mask_given
+from promptpaint.options import AttachOptions, EditOptions, mask_given
 
 if TYPE_CHECKING:
     from promptpaint.pipeline.batching import Steps
     from promptpaint.pipeline.editing import EditJob
 
 
-class RemoveEdit(EditOptions):
-    """Erase what is selected and fill the hole plausibly (no prompt needed)."""
+class RemoveEdit(AttachOptions, EditOptions):
+    """Erase what is selected and fill the hole plausibly (no prompt needed); ``with_shadow`` and
+    ``with_reflection`` take the shadows and reflections that touch it too."""
 
     op: Literal["remove"] = "remove"
-    with_shadow: bool = Field(False, description="also remove the shadows that touch what is removed "
-                              "(detected as 'shadow' in the same pass)")
-    with_reflection: bool = Field(False, description="also remove the reflections that touch what is removed "
-                                  "(detected as 'reflection' in the same pass)")
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> RemoveEdit:
         if not (self.has_target or mask_given(info)):
             raise ValueError("remove needs --find, --box, --point or --mask")
-        if (self.with_shadow or self.with_reflection) and (self.mask or mask_given(info)):
-            raise ValueError("--with-shadow and --with-reflection need --find, --box or --point: a mask is "
-                             "used as it is")
         return self
-
-    @property
-    def attach(self) -> list[str]:
-        """What the detector is asked for beside the selection, to go with it when it touches it."""
-        return [label for label, wanted in (("shadow", self.with_shadow), ("reflection", self.with_reflection))
-                if wanted]
 
 
 class Remove(Operation):

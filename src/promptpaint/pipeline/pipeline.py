@@ -151,10 +151,10 @@ class Pipeline:
             needed = {}
             if opts.find or opts.exclude or opts.box or opts.point:
                 needed["segmenter"] = opts.segmenter or self.models.segmenter
-            if opts.find or opts.exclude:
+            if opts.find or opts.exclude or opts.attach:
                 needed["detector"] = opts.detector or self.models.detector
             self.preflight(needed)
-        return selection.select(self, loaded.rgb, opts, mask)
+        return selection.select(self, loaded.rgb, opts, mask, attach=opts.attach)
 
     # ------------------------------------------------------------ edits
     def __getattr__(self, name: str) -> Any:
