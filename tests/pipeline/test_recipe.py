@@ -12,7 +12,7 @@ from promptpaint.errors import InvalidOptionError
 from promptpaint.operations.outpaint import OutpaintEdit
 from promptpaint.operations.remove import RemoveEdit
 from promptpaint.operations.replace import ReplaceEdit
-from promptpaint.pipeline.recipe import (METADATA_KEY, Recipe, load_recipe, missing, recipe_from_image,
+from promptpaint.pipeline.recipe import (METADATA_KEY, Recipe, load_recipe, missing_phrases, recipe_from_image,
                                         recipe_metadata)
 
 
@@ -116,7 +116,7 @@ def test_what_an_entry_reports_is_read_again_on_replay():
              "missing": ["rocket"]}
     edit = load_recipe({"edits": [entry]}).edits[0]
     assert (edit.find, edit.with_shadow, edit.seed) == (["the left cat", "rocket"], True, 3)
-    assert missing(entry) == ["rocket"] and missing({"edits": [entry, {"missing": ["moon", "rocket"]}]}) == [
+    assert missing_phrases(entry) == ["rocket"] and missing_phrases({"edits": [entry, {"missing": ["moon", "rocket"]}]}) == [
         "rocket", "moon"]
 
 

@@ -178,11 +178,11 @@ def manifest_row(task: ItemTask, outputs: list[str]) -> dict[str, Any]:
 def _missing(task: ItemTask) -> list[str]:
     """The item's phrases that found nothing: the edit went on without them, or (failed with
     NothingFoundError) nothing at all was found."""
-    from promptpaint.pipeline.recipe import missing
+    from promptpaint.pipeline.recipe import missing_phrases
 
     if isinstance(task.error, NothingFoundError):
         return list(task.error.labels)
-    return missing(task.result.recipe) if task.result is not None else []
+    return missing_phrases(task.result.recipe) if task.result is not None else []
 
 
 def describe_error(error: BaseException) -> str:

@@ -166,9 +166,9 @@ def _edit_and_write(edit_or_recipe: Any, image: Path, output: Path, save_mask: P
         close()
     for path in write_result(result, output, inputs=[image], overwrite=overwrite, mask_path=save_mask):
         click.echo(str(path))
-    from promptpaint.pipeline.recipe import missing
+    from promptpaint.pipeline.recipe import missing_phrases
 
-    _warn_missing(missing(result.recipe))
+    _warn_missing(missing_phrases(result.recipe))
 
 
 def _edit_command(operation: Operation) -> click.Command:

@@ -366,9 +366,9 @@ def _pick(reading: _Reading, is_plural: bool, label: str | None) -> Pick:
 
 
 def read_pick(text: str) -> Pick:
-    """Read ``--pick`` words (errors name no option: the caller's parser adds it): ``all``, ``top-K`` (the K best scores, fewer is fine), score indices
+    """Read ``--pick`` words: ``all``, ``top-K`` (the K best scores, fewer is fine), score indices
     ``0,2`` (0 = best), or modifiers without a noun: ``left``, ``largest``, ``the second from the
-    right``, ``two largest``, ``the top one``."""
+    right``, ``two largest``, ``the top one``. Errors name no option: the caller's parser adds it."""
     words = " ".join(str(text).split()).lower()
     if not words:
         raise InvalidOptionError("empty; say all, largest, left, top-K, indices like 0,2 ...")

@@ -97,7 +97,7 @@ def load_recipe(source: Any, overrides: dict[str, Any] | None = None) -> Recipe:
     return Recipe(parsed, pipeline)
 
 
-def missing(recipe: dict[str, Any]) -> list[str]:
+def missing_phrases(recipe: dict[str, Any]) -> list[str]:
     """The phrases that found nothing in any edit of a result's recipe (one entry, or ``{"edits": [...]}``)."""
     entries = recipe["edits"] if "edits" in recipe else [recipe]
     return list(dict.fromkeys(text for entry in entries for text in entry.get("missing", ())))

@@ -26,7 +26,7 @@ from promptpaint.core.images import encode_image
 from promptpaint.core.types import Progress
 from promptpaint.errors import InvalidOptionError, NothingFoundError, PromptPaintError
 from promptpaint.options import EditOptions, SegmentOptions, parse_options
-from promptpaint.pipeline.recipe import missing
+from promptpaint.pipeline.recipe import missing_phrases
 from promptpaint.pipeline.selection import require_found
 from promptpaint.server import responses
 from promptpaint.server.errors import NotFoundError, QueueFullError, UnauthorizedError, UploadTooLargeError
@@ -216,7 +216,7 @@ async def _run_edit_request(state: ServerState, op: str, request: Request, respo
     result = await job.wait()
     job.take_result()
     headers = {**_headers(job, inp), "X-Promptpaint-Seed": str(result.recipe.get("seed")),
-               **_missing_header(missing(result.recipe))}
+               **_missing_header(missing_phrases(result.recipe))}
     if response_format == "png":
         png = await run_in_threadpool(responses.edit_png, result)
         return Response(png, media_type="image/png", headers=headers)

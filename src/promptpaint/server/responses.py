@@ -13,7 +13,7 @@ from promptpaint.core.serialize import detect_to_json, segmentation_to_json
 from promptpaint.core.types import Detections, EditResult, Segmentation
 from promptpaint.operations import Operation
 from promptpaint.pipeline.output import encode_variant
-from promptpaint.pipeline.recipe import missing, variant_recipe
+from promptpaint.pipeline.recipe import missing_phrases, variant_recipe
 
 
 def b64(data: bytes) -> str:
@@ -44,7 +44,7 @@ def edit_json(result: EditResult, image_id: str) -> dict[str, Any]:
     return {"image_id": image_id, "width": width, "height": height, "op": entry.get("op"),
             "mask_png": b64(mask_png(result.mask)), "mask_area": int(result.mask.sum()),
             "recipe": {"edits": [entry]}, "variants": variants, "info": _plain(result.info),
-            "missing": missing(entry)}
+            "missing": missing_phrases(entry)}
 
 
 # ------------------------------------------------------------------------------ selection
