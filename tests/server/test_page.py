@@ -628,6 +628,24 @@ def test_a_new_operation_and_its_options_appear_without_page_changes(browser, bl
         context.close()
 
 
+def test_find_sends_phrases_and_remove_offers_the_shadow_checkbox(editor, photo):
+    """#13: the find field sends its words as they are and the server reads them ("the left cat"
+    keeps one instance); remove's --with-shadow is a checkbox built from its schema, and is sent."""
+    editor.open(photo)
+    editor.find("the left cat")
+    options = [options for path, options in editor.sent if path.startswith("/v1/segment")][-1]
+    assert options["find"] == "the left cat"
+    expect(editor.by("status")).to_contain_text("1 instance,")
+    editor.by("op-remove").click()
+    shadow = editor.by("with-shadow-input")
+    expect(shadow).to_be_visible()
+    expect(shadow).not_to_be_checked()
+    shadow.check()
+    editor.run_edit(prompt="")
+    options = [options for path, options in editor.sent if path == "/v1/jobs"][-1]
+    assert (options["op"], options["find"], options["with_shadow"]) == ("remove", "the left cat", True)
+
+
 def test_api_docs_render_without_internet(editor):
     """The machine has no internet: Swagger UI must come from the server itself."""
     editor.page.goto(f"{editor.server}/docs")
