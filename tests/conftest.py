@@ -85,3 +85,83 @@ def blackout_operation():
 
     yield Blackout
     base._REGISTRY.pop("blackout", None)
+
+
+# ------------------------------------------------------------------ a Hugging Face hub without network
+
+class FakeHub:
+    """An empty hub cache in a temporary folder, and (once ``serve()`` is called) a hub that answers
+    from the recorded listings of ``tests/backends/hub_listings.py``: ``HfApi.model_info`` lists a
+    repository's files and ``hf_hub_download`` writes one into the cache as the real one does
+    (``models--owner--name/snapshots/<commit>/...`` with ``refs/main``), recording each call."""
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, cache: Path, monkeypatch):
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("hub_listings", ROOT / "tests" / "backends" / "hub_listings.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.listings, self.model_indexes = module.LISTINGS, module.MODEL_INDEXES
+        self.cache = cache
+        self.downloads: list[tuple[str, str]] = []
+        self.monkeypatch = monkeypatch
+
+    def add(self, repo_id: str, files: dict[str, bytes | str]) -> Path:
+        """Put files of ``repo_id`` into the cache, as if downloaded; returns the snapshot folder."""
+        repo = self.cache / ("models--" + repo_id.replace("/", "--"))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(self.commit)
+        snapshot = repo / "snapshots" / self.commit
+        for name, content in files.items():
+            path = snapshot / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return snapshot
+
+    def serve(self) -> FakeHub:
+        """Answer hub calls from the recorded listings (and allow them: HF_HUB_OFFLINE unset)."""
+        import json as _json
+        from types import SimpleNamespace
+
+        import huggingface_hub
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        hub = self
+
+        def model_info(self_api, repo_id, *args, **kwargs):
+            if repo_id not in hub.listings:
+                raise RepositoryNotFoundError(f"404 {repo_id}", response=None)
+            return SimpleNamespace(sha=hub.commit, siblings=[SimpleNamespace(rfilename=n, size=s)
+                                                             for n, s in hub.listings[repo_id].items()])
+
+        def hf_hub_download(repo_id, filename, *args, **kwargs):
+            hub.downloads.append((repo_id, filename))
+            if filename == "model_index.json" and repo_id in hub.model_indexes:
+                content = _json.dumps(hub.model_indexes[repo_id])
+            elif filename.endswith(".json"):
+                content = _json.dumps({"weight_map": {}} if ".index." in filename else {"model_type": "stub"})
+            else:
+                content = b"weights"
+            return str(hub.add(repo_id, {filename: content}) / filename)
+
+        self.monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        self.monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        self.monkeypatch.setattr(huggingface_hub.HfApi, "model_info", model_info)
+        self.monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+        return self
+
+
+@pytest.fixture()
+def fake_hub(tmp_path, monkeypatch) -> FakeHub:
+    """An empty hub cache (HF_HOME and huggingface_hub's constants point into tmp_path); offline
+    until ``fake_hub.serve()``."""
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return FakeHub(home / "hub", monkeypatch)

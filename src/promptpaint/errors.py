@@ -50,6 +50,15 @@ class ModelLoadError(PromptPaintError):
     http_status = 503
 
 
+class ModelMissingError(ModelLoadError):
+    """Models that are not on this machine (not downloaded, or a folder that does not exist); the
+    message names every one of them and the command that fetches them."""
+
+    def __init__(self, message: str, names: list[str] | tuple[str, ...] = ()):
+        self.names = list(names)
+        super().__init__(message)
+
+
 class UnsupportedOperationError(PromptPaintError):
     """The chosen model cannot do the requested operation (e.g. a remover asked for a prompt)."""
 

@@ -11,6 +11,7 @@ import logging
 
 import numpy as np
 
+from promptpaint.backends.fetch import load_kwargs
 from promptpaint.backends.protocols import Inpainter
 from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
 from promptpaint.backends.runtime import enable_fast_math, pick_dtype
@@ -49,7 +50,9 @@ class DiffusersInpainter:
             from diffusers.utils import logging as diffusers_logging
 
             diffusers_logging.disable_progress_bar()  # our own bar shows the denoising steps
-            pipe = self._pipeline_class().from_pretrained(folder, dtype=self.dtype, use_safetensors=True)
+            # fp16 files where those are the ones fetched; the safety checker never (see backends.fetch)
+            extra = load_kwargs(folder, half=self.dtype != torch.float32)
+            pipe = self._pipeline_class().from_pretrained(folder, dtype=self.dtype, use_safetensors=True, **extra)
         except Exception as error:  # noqa: BLE001
             raise load_error(ref, error) from error
         self._configure(pipe)

@@ -1,70 +1,45 @@
 """Model names -> loadable local folders, with one code path for aliases, hub ids and folders.
 
-Everything is loaded from a local folder in the end: a hub id is first looked up in the local
-Hugging Face cache and downloaded (safetensors only) when it is missing and the hub is reachable.
-That keeps transformers' two-minute retry loop away from users: an unreachable hub fails in
-seconds, with one line saying what to do.
+A name is an alias from the catalogue (``backends.catalog``), a hub id (``owner/name``) or a local
+folder. Its family is the catalogue's for an alias, and is read from the files otherwise (see
+``backends.families``): a folder's own files, a hub id's files in the local Hugging Face cache, or
+those few small files fetched from the hub. Nothing is guessed from the name.
+
+Everything is loaded from a local folder in the end. :func:`require` is the preflight: it checks
+several models at once and names every missing one in one line, with the one
+``promptpaint models fetch ...`` command that fixes it; where the hub is reachable it downloads them
+first (exactly the files promptpaint reads, see ``backends.fetch``). An unreachable hub fails in
+seconds, never in transformers' two-minute retry loop.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from promptpaint.errors import ModelLoadError
+from promptpaint.backends import fetch
+from promptpaint.backends.catalog import CATALOGUE, ModelEntry, aliases_for
+from promptpaint.backends.families import (FAMILIES, UnknownFamily, families_for, family_from_config,
+                                           family_from_model_index, family_of_folder)
+from promptpaint.errors import ModelLoadError, ModelMissingError
 
 log = logging.getLogger(__name__)
 
-#: alias -> (hub id, family). Families pick the backend class.
-ALIASES: dict[str, tuple[str, str]] = {
-    "gdino-tiny": ("IDEA-Research/grounding-dino-tiny", "grounding-dino"),
-    "gdino-base": ("IDEA-Research/grounding-dino-base", "grounding-dino"),
-    "owlv2": ("google/owlv2-base-patch16-ensemble", "owlv2"),
-    "sam-b": ("facebook/sam-vit-base", "sam"),
-    "sam-l": ("facebook/sam-vit-large", "sam"),
-    "sam-h": ("facebook/sam-vit-huge", "sam"),
-    "sam2-t": ("facebook/sam2.1-hiera-tiny", "sam2"),
-    "sam2-s": ("facebook/sam2.1-hiera-small", "sam2"),
-    "sam2-b": ("facebook/sam2.1-hiera-base-plus", "sam2"),
-    "sam2-l": ("facebook/sam2.1-hiera-large", "sam2"),
-    "sam3": ("facebook/sam3", "sam3"),
-    "sd15": ("stable-diffusion-v1-5/stable-diffusion-inpainting", "sd-inpaint"),
-    "sdxl": ("diffusers/stable-diffusion-xl-1.0-inpainting-0.1", "sdxl-inpaint"),
-    "flux-fill": ("black-forest-labs/FLUX.1-Fill-dev", "flux-fill"),
-    "lama": ("g-ronimo/lama", "lama"),
-    "telea": ("opencv:telea", "telea"),
-}
+#: alias -> (hub id, family); the catalogue has the rest (roles, sizes, licences)
+ALIASES: dict[str, tuple[str, str]] = {a: (e.hub_id or f"opencv:{a}", e.family) for a, e in CATALOGUE.items()}
 
-#: model_type in config.json / _class_name in model_index.json -> family
-_CONFIG_FAMILIES = {
-    "grounding-dino": "grounding-dino",
-    "mm-grounding-dino": "grounding-dino",
-    "owlv2": "owlv2",
-    "sam": "sam",
-    "sam2": "sam2",
-    "sam3": "sam3",
-    "sam3_video": "sam3",
-    "StableDiffusionInpaintPipeline": "sd-inpaint",
-    "StableDiffusionXLInpaintPipeline": "sdxl-inpaint",
-    "StableDiffusionXLPipeline": "sdxl-inpaint",
-    "StableDiffusionPipeline": "sd-inpaint",
-    "FluxFillPipeline": "flux-fill",
-}
+DETECTOR_FAMILIES = families_for("detector")
+SEGMENTER_FAMILIES = families_for("segmenter")
+INPAINTER_FAMILIES = families_for("inpainter")
+REMOVER_FAMILIES = families_for("remover")
 
-DETECTOR_FAMILIES = ("grounding-dino", "owlv2", "sam3")
-SEGMENTER_FAMILIES = ("sam", "sam2", "sam3")
-INPAINTER_FAMILIES = ("sd-inpaint", "sdxl-inpaint", "flux-fill")
-REMOVER_FAMILIES = ("lama", "telea", *INPAINTER_FAMILIES)
-
-# Only weights in these formats are ever fetched: never pickles, never remote code.
-_WEIGHT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.onnx", "*.md"]
-_SKIP_PATTERNS = ["*.bin", "*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.h5", "*.fp16.safetensors",
-                  "*_fp16.onnx", "*_int8.onnx", "*_512_*.onnx", "*.onnx_data"]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -81,31 +56,19 @@ class ModelRef:
         """What to record in outputs: the hub id, or the folder path."""
         return self.source
 
+    @property
+    def entry(self) -> ModelEntry | None:
+        """The catalogue entry, when the name is an alias."""
+        return CATALOGUE.get(self.name)
 
-def _family_from_folder(folder: Path) -> str | None:
-    import json
+    @property
+    def layout(self) -> str:
+        return FAMILIES[self.family].layout
 
-    for name, key in (("model_index.json", "_class_name"), ("config.json", "model_type")):
-        file = folder / name
-        if file.is_file():
-            try:
-                value = json.loads(file.read_text()).get(key)
-            except (OSError, ValueError):
-                return None
-            return _CONFIG_FAMILIES.get(value)
-    if any(folder.glob("*.onnx")):
-        return "lama"
-    return None
-
-
-def _family_from_id(hub_id: str) -> str | None:
-    lower = hub_id.lower()
-    for needle, family in (("grounding-dino", "grounding-dino"), ("owlv2", "owlv2"), ("sam2", "sam2"),
-                           ("sam3", "sam3"), ("sam-vit", "sam"), ("xl", "sdxl-inpaint"), ("flux", "flux-fill"),
-                           ("inpaint", "sd-inpaint"), ("lama", "lama")):
-        if needle in lower:
-            return family
-    return None
+    @property
+    def downloads(self) -> bool:
+        """Whether the model comes from the hub (not a folder, not built in)."""
+        return not self.is_local and self.layout != "builtin"
 
 
 def resolve(name: str, allowed: tuple[str, ...] | None = None, role: str = "model") -> ModelRef:
@@ -113,69 +76,217 @@ def resolve(name: str, allowed: tuple[str, ...] | None = None, role: str = "mode
     name = str(name).strip()
     if not name:
         raise ModelLoadError(f"no {role} given")
-    if name in ALIASES:
-        source, family = ALIASES[name]
-        ref = ModelRef(name, source, family, False)
+    if name in CATALOGUE:
+        entry = CATALOGUE[name]
+        ref = ModelRef(name, entry.hub_id or f"opencv:{name}", entry.family, False)
     elif Path(name).expanduser().is_dir():
         folder = Path(name).expanduser().resolve()
-        family = _family_from_folder(folder)
-        if family is None:
-            raise ModelLoadError(f"{role} folder {folder} holds no recognisable model (no config.json, "
-                                 "model_index.json or .onnx file)")
-        ref = ModelRef(name, str(folder), family, True)
-    elif name.count("/") == 1 and not name.startswith((".", "/", "~")):
-        family = _family_from_id(name)
-        if family is None:
-            raise ModelLoadError(f"cannot tell what kind of model {name!r} is; pass a known alias "
-                                 f"({', '.join(ALIASES)}) or a local folder with its config")
-        ref = ModelRef(name, name, family, False)
+        ref = ModelRef(name, str(folder), _folder_family(folder, role), True)
+    elif _HUB_ID.match(name):
+        ref = ModelRef(name, name, _hub_family(name, role), False)
+    elif name.startswith((".", "/", "~")) or "/" in name or "\\" in name:
+        raise ModelMissingError(f"{role} folder {name!r} does not exist", [name])
     else:
-        raise ModelLoadError(f"{role} {name!r} is neither a known alias ({', '.join(ALIASES)}), "
+        known = aliases_for(role) if role in _ROLE_NAMES else list(CATALOGUE)
+        raise ModelLoadError(f"{role} {name!r} is neither a known alias ({', '.join(known)}), "
                              "a hub id (owner/name) nor an existing folder")
     if allowed is not None and ref.family not in allowed:
         raise ModelLoadError(f"{name!r} is a {ref.family} model and cannot be used as the {role}")
     return ref
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
-        os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes")
+_ROLE_NAMES = {role for family in FAMILIES.values() for role in family.roles}
+
+
+def _allowed(role: str) -> tuple[str, ...] | None:
+    """The families that may fill ``role``; None (any) for a role no family declares."""
+    return families_for(role) if role in _ROLE_NAMES else None
+
+
+def _folder_family(folder: Path, role: str) -> str:
+    try:
+        family = family_of_folder(folder)
+    except UnknownFamily as error:
+        raise ModelLoadError(f"{role} folder {folder} holds {error}, which promptpaint does not support") from None
+    if family is None:
+        raise ModelLoadError(f"{role} folder {folder} holds no recognisable model (no config.json, "
+                             "model_index.json or .onnx file)")
+    return family
+
+
+def _hub_family(repo_id: str, role: str) -> str:
+    """A hub id's family from its config files: in the local cache, else fetched (small files only)."""
+    folder = fetch.snapshot_folder(repo_id)
+    if folder is not None:
+        try:
+            family = family_of_folder(folder)
+        except UnknownFamily as error:
+            raise ModelLoadError(f"{repo_id!r} is {error}, which promptpaint does not support") from None
+        if family is not None:
+            return family
+    if fetch.offline():
+        raise ModelMissingError(f"{role} {repo_id!r} is not in the local cache (HF_HUB_OFFLINE is set), so its "
+                                f"kind cannot be read from its files: fetch it with `promptpaint models fetch "
+                                f"{repo_id}` where the hub is reachable, or pass a local folder", [repo_id])
+    try:
+        listing = fetch.repo_files(repo_id)
+        for name, read in (("model_index.json", family_from_model_index), ("config.json", family_from_config)):
+            if name in listing:
+                return read(json.loads(fetch.download_file(repo_id, name).read_text()))
+    except UnknownFamily as error:
+        raise ModelLoadError(f"{repo_id!r} is {error}, which promptpaint does not support") from None
+    except Exception as error:  # noqa: BLE001 - every hub failure becomes one line
+        raise hub_error(repo_id, error, role) from None
+    if any(n.endswith(".onnx") and "/" not in n for n in listing):
+        return "lama"
+    raise ModelLoadError(f"{repo_id!r} has no config.json, model_index.json or .onnx file at its root: "
+                         "promptpaint cannot tell what kind of model it is")
+
+
+def hub_error(repo_id: str, error: Exception, role: str = "model") -> ModelLoadError:
+    """One line for a failed hub call: unknown repository, gated, or no network."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(error, GatedRepoError):
+        return ModelMissingError(f"{role} {repo_id!r} is gated: accept its licence on huggingface.co, log in "
+                                 "(`hf auth login` or HF_TOKEN), then `promptpaint models fetch` it", [repo_id])
+    if isinstance(error, RepositoryNotFoundError):
+        return ModelLoadError(f"{role} {repo_id!r} does not exist on the Hugging Face hub (check the name) "
+                              "and is not a local folder")
+    return ModelMissingError(f"{role} {repo_id!r} is not downloaded and the hub is unreachable "
+                             f"({type(error).__name__})", [repo_id])
+
+
+# ------------------------------------------------------------------------ on disk, or not
+
+def folder_on_disk(ref: ModelRef) -> Path | None:
+    """The complete local folder of a model, or None (a hub model not (fully) in the cache)."""
+    if ref.is_local:
+        return Path(ref.source)
+    folder = fetch.snapshot_folder(ref.source)
+    if folder is None or fetch.missing_pieces(folder, ref.layout):
+        return None
+    return folder
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A model a command needs that is not on this machine."""
+
+    role: str
+    name: str  # as the user gave it
+    ref: ModelRef | None  # None when it could not even be resolved (a hub id not in the cache)
+    reason: str = ""
+
+    def describe(self) -> str:
+        where = self.ref.source if self.ref is not None and self.ref.source != self.name else ""
+        detail = ", ".join(x for x in (where, "gated" if self.gated else "", self.reason) if x)
+        return f"{self.role} {self.name}" + (f" ({detail})" if detail else "")
+
+    @property
+    def fetchable(self) -> bool:
+        return self.ref is not None or bool(_HUB_ID.match(self.name))
+
+    @property
+    def gated(self) -> bool:
+        return bool(self.ref and self.ref.entry and self.ref.entry.gated)
+
+
+def find_missing(needs: Iterable[tuple[str, str]]) -> tuple[list[ModelRef], list[Missing]]:
+    """Resolve each (role, name) and split them into refs whose files are here and those missing.
+    Errors other than "not here" (an unknown alias, a model of the wrong kind) raise at once."""
+    present: list[ModelRef] = []
+    missing: list[Missing] = []
+    for role, name in needs:
+        try:
+            ref = resolve(name, _allowed(role), role)
+        except ModelMissingError as error:
+            exists = not name.startswith((".", "/", "~")) and _HUB_ID.match(name)
+            missing.append(Missing(role, name, None, "" if exists else "no such folder"))
+            log.debug("%s", error)
+            continue
+        if ref.downloads and folder_on_disk(ref) is None:
+            missing.append(Missing(role, name, ref))
+        else:
+            present.append(ref)
+    return present, missing
+
+
+def require(needs: Iterable[tuple[str, str]], *, half: bool = False, download: bool | None = None) -> list[ModelRef]:
+    """The preflight: resolve every (role, name) a command needs and make sure each model is on
+    disk, before any slow import. Where the hub is reachable (``download`` defaults to "not
+    offline"), missing ones are downloaded; whatever is still missing is named in ONE
+    :class:`ModelMissingError` with the ``promptpaint models fetch`` command that fixes it."""
+    needs = list(dict.fromkeys((role, str(name).strip()) for role, name in needs))
+    present, missing = find_missing(needs)
+    if missing and (not fetch.offline() if download is None else download):
+        failed = []
+        for item in missing:
+            try:
+                get(item.ref or resolve(item.name, _allowed(item.role), item.role), half=half)
+            except ModelLoadError as error:
+                failed.append(Missing(item.role, item.name, item.ref, _short_reason(error)))
+        if not failed:
+            return find_missing(needs)[0]
+        missing = failed
+    if missing:
+        raise missing_error(missing)
+    return present
+
+
+def _short_reason(error: Exception) -> str:
+    text = str(error)
+    for key, reason in (("gated", "gated: log in first"), ("unreachable", "hub unreachable"),
+                        ("does not exist", "not on the hub"), ("no such folder", "no such folder")):
+        if key in text:
+            return reason
+    return text[:120]
+
+
+def missing_error(missing: list[Missing]) -> ModelMissingError:
+    """One line naming every missing model and the command that fetches them."""
+    names = list(dict.fromkeys(m.name for m in missing if m.fetchable))
+    sizes = [m.ref.entry.size for m in missing if m.ref and m.ref.entry]
+    what = "; ".join(m.describe() for m in missing)
+    count = f"{len(missing)} models are" if len(missing) > 1 else "a model is"
+    message = f"{count} not on this machine: {what}"
+    if names:
+        size = f" ({fetch.human_size(sum(sizes))})" if sizes else ""
+        message += (f"; fetch {'them' if len(names) > 1 else 'it'} with `promptpaint models fetch "
+                    f"{' '.join(names)}`{size} where the hub is reachable")
+    if any(m.gated for m in missing):
+        message += " (gated models: accept the licence on huggingface.co and log in first)"
+    message += ", or pass local folders" if len(missing) > 1 else ", or pass a local folder"
+    if fetch.offline():
+        message += " [HF_HUB_OFFLINE is set]"
+    return ModelMissingError(message, [m.name for m in missing])
+
+
+def get(ref: ModelRef, *, half: bool = False, progress: bool = False) -> Path:
+    """Download what promptpaint reads of a hub model (if not already here); returns its folder."""
+    folder = folder_on_disk(ref)
+    if folder is not None:
+        return folder
+    if fetch.offline():
+        raise missing_error([Missing("model", ref.name, ref)])
+    try:
+        fetch.download(ref.source, ref.layout, half, progress=progress)
+    except FileNotFoundError as error:
+        raise ModelLoadError(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - network, auth, disk: one line each
+        raise hub_error(ref.source, error) from None
+    folder = folder_on_disk(ref)
+    if folder is None:
+        raise ModelLoadError(f"{ref.source!r} was downloaded but is still incomplete")
+    return folder
 
 
 def local_folder(ref: ModelRef) -> Path:
-    """A local folder holding the model: the folder itself, the cached snapshot, or a fresh download."""
+    """A local folder holding the model: the folder itself, the cached snapshot, or a fresh
+    download where the hub is reachable."""
     if ref.is_local:
         return Path(ref.source)
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    fix = (f"download it once with `hf download {ref.source}` on a machine with network access, "
-           "or pass a local folder")
-    try:
-        return Path(snapshot_download(ref.source, local_files_only=True,
-                                      allow_patterns=_WEIGHT_PATTERNS, ignore_patterns=_SKIP_PATTERNS))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
-        pass
-    if _offline():
-        raise ModelLoadError(f"model {ref.source!r} is not in the local cache and HF_HUB_OFFLINE is set: {fix}")
-    from huggingface_hub import HfApi
-
-    try:  # one quick call decides: unknown model, gated, or no network
-        HfApi().model_info(ref.source, timeout=3)
-    except RepositoryNotFoundError:
-        raise ModelLoadError(f"model {ref.source!r} does not exist on the Hugging Face hub (check the name) "
-                             "and is not a local folder") from None
-    except GatedRepoError:
-        raise ModelLoadError(f"model {ref.source!r} is gated: accept its licence on huggingface.co and "
-                             "log in (`hf auth login`), or pass a local folder") from None
-    except Exception as error:  # noqa: BLE001 - any network failure gets the same advice
-        raise ModelLoadError(f"model {ref.source!r} is not downloaded and the hub is unreachable "
-                             f"({type(error).__name__}): {fix}") from None
-    log.info("downloading %s (safetensors only)", ref.source)
-    try:
-        return Path(snapshot_download(ref.source, allow_patterns=_WEIGHT_PATTERNS, ignore_patterns=_SKIP_PATTERNS))
-    except Exception as error:  # noqa: BLE001
-        raise ModelLoadError(f"could not download {ref.source!r}: {error}") from None
+    return get(ref)
 
 
 # ---------------------------------------------------------------- the process-wide cache
