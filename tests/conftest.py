@@ -132,7 +132,10 @@ class FakeHub:
 
         def model_info(self_api, repo_id, *args, **kwargs):
             if repo_id not in hub.listings:
-                raise RepositoryNotFoundError(f"404 {repo_id}", response=None)
+                import httpx2
+
+                request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+                raise RepositoryNotFoundError(f"404 {repo_id}", response=httpx2.Response(404, request=request))
             return SimpleNamespace(sha=hub.commit, siblings=[SimpleNamespace(rfilename=n, size=s)
                                                              for n, s in hub.listings[repo_id].items()])
 
