@@ -44,18 +44,14 @@ class NothingFoundError(PromptPaintError):
 
 
 class ModelLoadError(PromptPaintError):
-    """A model that is unknown, not downloaded, unreachable or unsafe to load."""
+    """A model that is unknown, not downloaded, unreachable or unsafe to load. ``missing`` names the
+    models that are simply not on this machine (the message says how to fetch them)."""
 
     exit_code = 4
     http_status = 503
 
-
-class ModelMissingError(ModelLoadError):
-    """Models that are not on this machine (not downloaded, or a folder that does not exist); the
-    message names every one of them and the command that fetches them."""
-
-    def __init__(self, message: str, names: list[str] | tuple[str, ...] = ()):
-        self.names = list(names)
+    def __init__(self, message: str, missing: list[str] | tuple[str, ...] = ()):
+        self.missing = list(missing)
         super().__init__(message)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from promptpaint.backends import registry
 from promptpaint.backends.registry import folder_on_disk, require, resolve
-from promptpaint.errors import ModelLoadError, ModelMissingError
+from promptpaint.errors import ModelLoadError
 
 DEFAULT_NEEDS = [("detector", "gdino-tiny"), ("segmenter", "sam-b"), ("inpainter", "sd15")]
 
@@ -31,7 +31,7 @@ def test_hub_ids_take_their_family_from_cached_files_not_from_their_names(fake_h
 
 
 def test_a_hub_id_not_in_the_cache_fails_offline_with_the_fetch_command(fake_hub):
-    with pytest.raises(ModelMissingError, match=r"`promptpaint models fetch someone/new-sam`"):
+    with pytest.raises(ModelLoadError, match=r"`promptpaint models fetch someone/new-sam`"):
         resolve("someone/new-sam", role="segmenter")
 
 
@@ -49,8 +49,9 @@ def test_wrong_kind_unknown_alias_and_missing_folder(tiny):
         resolve(str(tiny["sam"]), registry.INPAINTER_FAMILIES, "inpainter")
     with pytest.raises(ModelLoadError, match=r"neither a known alias \(gdino-tiny, gdino-base, owlv2, sam3\)"):
         resolve("gdino-tinyy", registry.DETECTOR_FAMILIES, "detector")
-    with pytest.raises(ModelMissingError, match="does not exist"):
+    with pytest.raises(ModelLoadError, match="nor an existing folder") as raised:
         resolve("./models/my-sam", role="segmenter")
+    assert raised.value.missing == ["./models/my-sam"]
 
 
 def test_local_folders_are_always_on_disk(tiny):
@@ -59,7 +60,7 @@ def test_local_folders_are_always_on_disk(tiny):
 
 
 def test_preflight_names_all_three_missing_models_in_one_line(fake_hub):
-    with pytest.raises(ModelMissingError) as raised:
+    with pytest.raises(ModelLoadError) as raised:
         require(DEFAULT_NEEDS + [("remover", "telea")])
     message = str(raised.value)
     assert "\n" not in message
@@ -68,11 +69,11 @@ def test_preflight_names_all_three_missing_models_in_one_line(fake_hub):
                               "inpainter sd15 (stable-diffusion-v1-5/stable-diffusion-inpainting)")
     assert "`promptpaint models fetch gdino-tiny sam-b sd15` (5.3 GB)" in message
     assert "HF_HUB_OFFLINE" in message and raised.value.exit_code == 4
-    assert raised.value.names == ["gdino-tiny", "sam-b", "sd15"]
+    assert raised.value.missing == ["gdino-tiny", "sam-b", "sd15"]
 
 
 def test_preflight_mixes_missing_folders_hub_ids_and_gated_models(fake_hub, tiny):
-    with pytest.raises(ModelMissingError) as raised:
+    with pytest.raises(ModelLoadError) as raised:
         require([("detector", str(tiny["grounding-dino"])), ("segmenter", "/nowhere/sam"),
                  ("inpainter", "flux-fill"), ("remover", "someone/lama-copy")])
     message = str(raised.value)
@@ -100,7 +101,7 @@ def test_a_partial_download_counts_as_missing(fake_hub, tiny):
     snapshot = fake_hub.add("facebook/sam-vit-base", {})
     shutil.copytree(tiny["sam"], snapshot, dirs_exist_ok=True)
     (snapshot / "model.safetensors").unlink()
-    with pytest.raises(ModelMissingError, match="a model is not on this machine: segmenter sam-b"):
+    with pytest.raises(ModelLoadError, match="a model is not on this machine: segmenter sam-b"):
         require([("segmenter", "sam-b")])
 
 
@@ -122,7 +123,7 @@ def test_preflight_reports_every_download_that_fails(fake_hub, monkeypatch):
 
     fake_hub.serve()
     monkeypatch.setattr(huggingface_hub.HfApi, "model_info", no_network)
-    with pytest.raises(ModelMissingError, match=r"^2 models are not on this machine: segmenter sam-b "
+    with pytest.raises(ModelLoadError, match=r"^2 models are not on this machine: segmenter sam-b "
                                                 r"\(facebook/sam-vit-base, hub unreachable\); inpainter sd15 .*"
                                                 r"`promptpaint models fetch sam-b sd15`"):
         require([("segmenter", "sam-b"), ("inpainter", "sd15")])

@@ -245,7 +245,7 @@ def plan(repo_id: str, layout: str, half: bool) -> tuple[Selection, dict[str, in
 
 def download(repo_id: str, layout: str, half: bool, progress: bool = False) -> Path:
     """Download exactly what promptpaint reads of ``repo_id``; returns the snapshot folder."""
-    selection, listing = plan(repo_id, layout, half)
+    selection, listing = plan(repo_id, layout, half and layout == "diffusers")  # only diffusers loads variants
     if selection.problems:
         raise FileNotFoundError(f"{repo_id} cannot be used: {'; '.join(selection.problems)}")
     total = sum(listing.get(f, 0) for f in selection.files)
@@ -266,6 +266,21 @@ def download(repo_id: str, layout: str, half: bool, progress: bool = False) -> P
         if bar is not None:
             bar.close()
     return snapshot_folder(repo_id) or folder
+
+
+def runs_half(device: str, dtype: str) -> bool:
+    """Whether diffusion models will run in half precision (fp16 or bf16) with these options, so
+    that the fp16 variant is the one to fetch (see ``runtime.pick_dtype``: CUDA and MPS)."""
+    if dtype != "auto":
+        return dtype in ("float16", "bfloat16")
+    if device == "auto":
+        try:
+            from promptpaint.backends.runtime import pick_device
+
+            device = pick_device("auto")
+        except Exception:  # noqa: BLE001 - no torch here: a download-only machine, assume a CPU
+            device = "cpu"
+    return device in ("cuda", "mps")
 
 
 def human_size(size: int | None) -> str:

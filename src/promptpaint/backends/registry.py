@@ -27,7 +27,7 @@ from promptpaint.backends import fetch
 from promptpaint.backends.catalog import CATALOGUE, ModelEntry, aliases_for
 from promptpaint.backends.families import (FAMILIES, UnknownFamily, families_for, family_from_config,
                                            family_from_model_index, family_of_folder)
-from promptpaint.errors import ModelLoadError, ModelMissingError
+from promptpaint.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,11 @@ def resolve(name: str, allowed: tuple[str, ...] | None = None, role: str = "mode
         ref = ModelRef(name, str(folder), _folder_family(folder, role), True)
     elif _HUB_ID.match(name):
         ref = ModelRef(name, name, _hub_family(name, role), False)
-    elif name.startswith((".", "/", "~")) or "/" in name or "\\" in name:
-        raise ModelMissingError(f"{role} folder {name!r} does not exist", [name])
-    else:
+    else:  # a path-like name is a folder that is missing (named with the others by `require`)
         known = aliases_for(role) if role in _ROLE_NAMES else list(CATALOGUE)
+        folder = name.startswith((".", "/", "~")) or "/" in name or "\\" in name
         raise ModelLoadError(f"{role} {name!r} is neither a known alias ({', '.join(known)}), "
-                             "a hub id (owner/name) nor an existing folder")
+                             "a hub id (owner/name) nor an existing folder", [name] if folder else [])
     if allowed is not None and ref.family not in allowed:
         raise ModelLoadError(f"{name!r} is a {ref.family} model and cannot be used as the {role}")
     return ref
@@ -125,7 +124,7 @@ def _hub_family(repo_id: str, role: str) -> str:
         if family is not None:
             return family
     if fetch.offline():
-        raise ModelMissingError(f"{role} {repo_id!r} is not in the local cache (HF_HUB_OFFLINE is set), so its "
+        raise ModelLoadError(f"{role} {repo_id!r} is not in the local cache (HF_HUB_OFFLINE is set), so its "
                                 f"kind cannot be read from its files: fetch it with `promptpaint models fetch "
                                 f"{repo_id}` where the hub is reachable, or pass a local folder", [repo_id])
     try:
@@ -148,12 +147,12 @@ def hub_error(repo_id: str, error: Exception, role: str = "model") -> ModelLoadE
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     if isinstance(error, GatedRepoError):
-        return ModelMissingError(f"{role} {repo_id!r} is gated: accept its licence on huggingface.co, log in "
+        return ModelLoadError(f"{role} {repo_id!r} is gated: accept its licence on huggingface.co, log in "
                                  "(`hf auth login` or HF_TOKEN), then `promptpaint models fetch` it", [repo_id])
     if isinstance(error, RepositoryNotFoundError):
         return ModelLoadError(f"{role} {repo_id!r} does not exist on the Hugging Face hub (check the name) "
                               "and is not a local folder")
-    return ModelMissingError(f"{role} {repo_id!r} is not downloaded and the hub is unreachable "
+    return ModelLoadError(f"{role} {repo_id!r} is not downloaded and the hub is unreachable "
                              f"({type(error).__name__})", [repo_id])
 
 
@@ -200,7 +199,9 @@ def find_missing(needs: Iterable[tuple[str, str]]) -> tuple[list[ModelRef], list
     for role, name in needs:
         try:
             ref = resolve(name, _allowed(role), role)
-        except ModelMissingError as error:
+        except ModelLoadError as error:
+            if not error.missing:
+                raise
             exists = not name.startswith((".", "/", "~")) and _HUB_ID.match(name)
             missing.append(Missing(role, name, None, "" if exists else "no such folder"))
             log.debug("%s", error)
@@ -216,7 +217,7 @@ def require(needs: Iterable[tuple[str, str]], *, half: bool = False, download: b
     """The preflight: resolve every (role, name) a command needs and make sure each model is on
     disk, before any slow import. Where the hub is reachable (``download`` defaults to "not
     offline"), missing ones are downloaded; whatever is still missing is named in ONE
-    :class:`ModelMissingError` with the ``promptpaint models fetch`` command that fixes it."""
+    :class:`ModelLoadError` with the ``promptpaint models fetch`` command that fixes it."""
     needs = list(dict.fromkeys((role, str(name).strip()) for role, name in needs))
     present, missing = find_missing(needs)
     if missing and (not fetch.offline() if download is None else download):
@@ -243,7 +244,7 @@ def _short_reason(error: Exception) -> str:
     return text[:120]
 
 
-def missing_error(missing: list[Missing]) -> ModelMissingError:
+def missing_error(missing: list[Missing]) -> ModelLoadError:
     """One line naming every missing model and the command that fetches them."""
     names = list(dict.fromkeys(m.name for m in missing if m.fetchable))
     sizes = [m.ref.entry.size for m in missing if m.ref and m.ref.entry]
@@ -259,7 +260,7 @@ def missing_error(missing: list[Missing]) -> ModelMissingError:
     message += ", or pass local folders" if len(missing) > 1 else ", or pass a local folder"
     if fetch.offline():
         message += " [HF_HUB_OFFLINE is set]"
-    return ModelMissingError(message, [m.name for m in missing])
+    return ModelLoadError(message, [m.name for m in missing])
 
 
 def get(ref: ModelRef, *, half: bool = False, progress: bool = False) -> Path:

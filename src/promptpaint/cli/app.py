@@ -218,6 +218,8 @@ from promptpaint.cli.batch import batch  # noqa: E402
 main.add_command(batch)
 from promptpaint.cli.serve import serve  # noqa: E402
 main.add_command(serve)
+from promptpaint.cli.models import models  # noqa: E402
+main.add_command(models)
 
 
 def entry() -> None:
