@@ -148,12 +148,14 @@ def hub_error(repo_id: str, error: Exception, role: str = "model") -> ModelLoadE
 
     if isinstance(error, GatedRepoError):
         return ModelLoadError(f"{role} {repo_id!r} is gated: accept its licence on huggingface.co, log in "
-                                 "(`hf auth login` or HF_TOKEN), then `promptpaint models fetch` it", [repo_id])
+                              "(`hf auth login` or HF_TOKEN) and `promptpaint models fetch` it, or pass a local "
+                              "folder", [repo_id])
     if isinstance(error, RepositoryNotFoundError):
         return ModelLoadError(f"{role} {repo_id!r} does not exist on the Hugging Face hub (check the name) "
                               "and is not a local folder")
     return ModelLoadError(f"{role} {repo_id!r} is not downloaded and the hub is unreachable "
-                             f"({type(error).__name__})", [repo_id])
+                          f"({type(error).__name__}): fetch it with `promptpaint models fetch {repo_id}` where "
+                          "the hub is reachable, or pass a local folder", [repo_id])
 
 
 # ------------------------------------------------------------------------ on disk, or not
