@@ -142,19 +142,23 @@ def _hub_family(repo_id: str, role: str) -> str:
                          "promptpaint cannot tell what kind of model it is")
 
 
-def hub_error(repo_id: str, error: Exception, role: str = "model") -> ModelLoadError:
-    """One line for a failed hub call: unknown repository, gated, or no network."""
+def hub_error(repo_id: str, error: Exception, role: str = "model", name: str | None = None) -> ModelLoadError:
+    """One line for a failed hub call: unknown repository, gated, or no network. ``name`` is what
+    the user typed (an alias), used in the suggested command."""
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+    name = name or repo_id
+    label = repr(repo_id) if name == repo_id else f"{name} ({repo_id})"
+
     if isinstance(error, GatedRepoError):
-        return ModelLoadError(f"{role} {repo_id!r} is gated: accept its licence on huggingface.co, log in "
+        return ModelLoadError(f"{role} {label} is gated: accept its licence on huggingface.co, log in "
                               "(`hf auth login` or HF_TOKEN) and `promptpaint models fetch` it, or pass a local "
                               "folder", [repo_id])
     if isinstance(error, RepositoryNotFoundError):
         return ModelLoadError(f"{role} {repo_id!r} does not exist on the Hugging Face hub (check the name) "
                               "and is not a local folder")
-    return ModelLoadError(f"{role} {repo_id!r} is not downloaded and the hub is unreachable "
-                          f"({type(error).__name__}): fetch it with `promptpaint models fetch {repo_id}` where "
+    return ModelLoadError(f"{role} {label} is not downloaded and the hub is unreachable "
+                          f"({type(error).__name__}): fetch it with `promptpaint models fetch {name}` where "
                           "the hub is reachable, or pass a local folder", [repo_id])
 
 
@@ -226,7 +230,7 @@ def require(needs: Iterable[tuple[str, str]], *, half: bool = False, download: b
         failed = []
         for item in missing:
             try:
-                get(item.ref or resolve(item.name, _allowed(item.role), item.role), half=half)
+                get(item.ref or resolve(item.name, _allowed(item.role), item.role), half=half, role=item.role)
             except ModelLoadError as error:
                 failed.append(Missing(item.role, item.name, item.ref, _short_reason(error)))
         if not failed:
@@ -265,19 +269,19 @@ def missing_error(missing: list[Missing]) -> ModelLoadError:
     return ModelLoadError(message, [m.name for m in missing])
 
 
-def get(ref: ModelRef, *, half: bool = False, progress: bool = False) -> Path:
+def get(ref: ModelRef, *, half: bool = False, progress: bool = False, role: str = "model") -> Path:
     """Download what promptpaint reads of a hub model (if not already here); returns its folder."""
     folder = folder_on_disk(ref)
     if folder is not None:
         return folder
     if fetch.offline():
-        raise missing_error([Missing("model", ref.name, ref)])
+        raise missing_error([Missing(role, ref.name, ref)])
     try:
         fetch.download(ref.source, ref.layout, half, progress=progress)
     except FileNotFoundError as error:
         raise ModelLoadError(str(error)) from None
     except Exception as error:  # noqa: BLE001 - network, auth, disk: one line each
-        raise hub_error(ref.source, error) from None
+        raise hub_error(ref.source, error, role, ref.name) from None
     folder = folder_on_disk(ref)
     if folder is None:
         raise ModelLoadError(f"{ref.source!r} was downloaded but is still incomplete")

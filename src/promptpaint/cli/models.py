@@ -138,7 +138,7 @@ def fetch(names: tuple[str, ...], command: str | None, **values: Any) -> None:
         if not ref.downloads:
             click.echo(f"{name}: {'a local folder' if ref.is_local else 'built in'}, nothing to fetch")
             continue
-        folder = get(ref, half=half, progress=sys.stderr.isatty())
+        folder = get(ref, half=half, progress=sys.stderr.isatty(), role=role)
         click.echo(f"{name}: {folder}")
 
 
