@@ -121,12 +121,14 @@ def test_preflight_reports_every_download_that_fails(fake_hub, monkeypatch):
     def no_network(*args, **kwargs):
         raise ConnectionError("no route to host")
 
+    calls = []
     fake_hub.serve()
-    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", no_network)
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda *a, **k: calls.append(a) or no_network())
     with pytest.raises(ModelLoadError, match=r"^2 models are not on this machine: segmenter sam-b "
                                                 r"\(facebook/sam-vit-base, hub unreachable\); inpainter sd15 .*"
                                                 r"`promptpaint models fetch sam-b sd15`"):
         require([("segmenter", "sam-b"), ("inpainter", "sd15")])
+    assert len(calls) == 1  # the hub was tried once, not once per model
 
 
 def test_a_hub_id_that_does_not_exist_fails_at_once(fake_hub):

@@ -227,8 +227,11 @@ def require(needs: Iterable[tuple[str, str]], *, half: bool = False, download: b
     needs = list(dict.fromkeys((role, str(name).strip()) for role, name in needs))
     present, missing = find_missing(needs)
     if missing and (not fetch.offline() if download is None else download):
-        failed = []
+        failed: list[Missing] = []
         for item in missing:
+            if failed and failed[-1].reason == "hub unreachable":  # one network timeout is enough
+                failed.append(Missing(item.role, item.name, item.ref, "hub unreachable"))
+                continue
             try:
                 get(item.ref or resolve(item.name, _allowed(item.role), item.role), half=half, role=item.role)
             except ModelLoadError as error:
