@@ -227,3 +227,18 @@ def test_download_refuses_a_repository_without_safetensors(fake_hub):
 def test_human_size():
     assert [fetch.human_size(n) for n in (0, 999, 1_500, 2_134_213_550, 33_746_242_749)] == [
         "0 B", "999 B", "1.5 kB", "2.1 GB", "33.7 GB"]
+
+
+def test_pinned_files_are_fetched_alone(fake_hub):
+    """A LoRA alias names one file of a repository holding many (e.g. ByteDance/Hyper-SD)."""
+    fake_hub.listings["ByteDance/Hyper-SD"] = {"Hyper-SD15-8steps-CFG-lora.safetensors": 269_000_000,
+                                              "Hyper-SDXL-8steps-CFG-lora.safetensors": 787_000_000,
+                                              "Hyper-SD15-1step-lora.safetensors": 269_000_000}
+    fake_hub.serve()
+    pinned = ("Hyper-SD15-8steps-CFG-lora.safetensors",)
+    folder = fetch.download("ByteDance/Hyper-SD", "lora", half=False, pinned=pinned)
+    assert fake_hub.downloads == [("ByteDance/Hyper-SD", "Hyper-SD15-8steps-CFG-lora.safetensors")]
+    assert missing_pieces(folder, "lora", pinned) == []
+    assert missing_pieces(folder, "lora", ("Hyper-SD15-1step-lora.safetensors",)) == [
+        "no Hyper-SD15-1step-lora.safetensors"]
+    assert select_files("lora", fake_hub.listings["ByteDance/Hyper-SD"]).files == sorted(fake_hub.listings["ByteDance/Hyper-SD"])

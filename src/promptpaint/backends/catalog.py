@@ -52,6 +52,8 @@ class ModelEntry:
     approximate: bool = False  # sizes estimated from the hub's pages, not from a recorded listing
     #: roles, when narrower than the family's (default: all of the family's roles)
     only_roles: tuple[str, ...] = ()
+    #: the exact files to fetch, when the layout's rule would take too much (one LoRA of several)
+    files: tuple[str, ...] = ()
 
     @property
     def roles(self) -> tuple[str, ...]:

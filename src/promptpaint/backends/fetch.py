@@ -105,12 +105,17 @@ def pick_onnx(names: Iterable[str]) -> list[str]:
 
 
 def select_files(layout: str, files: Iterable[str], *, model_index: dict[str, Any] | None = None,
-                 half: bool = False) -> Selection:
-    """The files of a repository (its listing: paths from the root) that promptpaint reads."""
+                 half: bool = False, pinned: tuple[str, ...] = ()) -> Selection:
+    """The files of a repository (its listing: paths from the root) that promptpaint reads;
+    ``pinned`` names them outright (e.g. one LoRA of a repository that holds several)."""
+    files = list(files)
     folders = _by_folder(files)
     root = folders.get("", [])
     chosen = Selection()
-    if layout in ("transformers", "diffusers-model"):
+    if pinned:
+        chosen.files = list(pinned)
+        chosen.problems = [f"no {name}" for name in pinned if name not in files]
+    elif layout in ("transformers", "diffusers-model"):
         weights = pick_weights(root, half)
         chosen.files = _config_files(root) + weights
         if "config.json" not in root:
@@ -184,12 +189,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def missing_pieces(folder: Path, layout: str) -> list[str]:
+def missing_pieces(folder: Path, layout: str, pinned: tuple[str, ...] = ()) -> list[str]:
     """What a local folder lacks to be loaded (empty when complete): a config, a component's
     weights, a shard its index names. Either weight precision counts."""
     listing = local_listing(folder)
     model_index = _read_json(folder / "model_index.json") if layout == "diffusers" else None
-    problems = select_files(layout, listing, model_index=model_index, half=True).problems
+    problems = select_files(layout, listing, model_index=model_index, half=True, pinned=pinned).problems
     present = set(listing)
     for index in (f for f in listing if _is_index(f.rpartition("/")[2])):
         shards = set(((_read_json(folder / index) or {}).get("weight_map") or {}).values())
@@ -233,19 +238,20 @@ def download_file(repo_id: str, filename: str) -> Path:
     return Path(huggingface_hub.hf_hub_download(repo_id, filename))
 
 
-def plan(repo_id: str, layout: str, half: bool) -> tuple[Selection, dict[str, int]]:
+def plan(repo_id: str, layout: str, half: bool, pinned: tuple[str, ...] = ()) -> tuple[Selection, dict[str, int]]:
     """Ask the hub which files ``repo_id`` has and choose the ones to read (``model_index.json`` is
     downloaded first for a diffusers pipeline: it names the component folders)."""
     listing = repo_files(repo_id)
     model_index = None
-    if layout == "diffusers" and "model_index.json" in listing:
+    if layout == "diffusers" and "model_index.json" in listing and not pinned:
         model_index = _read_json(download_file(repo_id, "model_index.json"))
-    return select_files(layout, listing, model_index=model_index, half=half), listing
+    return select_files(layout, listing, model_index=model_index, half=half, pinned=pinned), listing
 
 
-def download(repo_id: str, layout: str, half: bool, progress: bool = False) -> Path:
+def download(repo_id: str, layout: str, half: bool, progress: bool = False, pinned: tuple[str, ...] = ()) -> Path:
     """Download exactly what promptpaint reads of ``repo_id``; returns the snapshot folder."""
-    selection, listing = plan(repo_id, layout, half and layout == "diffusers")  # only diffusers loads variants
+    half = half and layout == "diffusers"  # only the diffusers loader reads fp16 variants
+    selection, listing = plan(repo_id, layout, half, pinned)
     if selection.problems:
         raise FileNotFoundError(f"{repo_id} cannot be used: {'; '.join(selection.problems)}")
     total = sum(listing.get(f, 0) for f in selection.files)

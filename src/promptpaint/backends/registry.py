@@ -66,6 +66,11 @@ class ModelRef:
         return FAMILIES[self.family].layout
 
     @property
+    def pinned(self) -> tuple[str, ...]:
+        """The exact files the catalogue names for this alias (usually none: the layout decides)."""
+        return self.entry.files if self.entry else ()
+
+    @property
     def downloads(self) -> bool:
         """Whether the model comes from the hub (not a folder, not built in)."""
         return not self.is_local and self.layout != "builtin"
@@ -169,7 +174,7 @@ def folder_on_disk(ref: ModelRef) -> Path | None:
     if ref.is_local:
         return Path(ref.source)
     folder = fetch.snapshot_folder(ref.source)
-    if folder is None or fetch.missing_pieces(folder, ref.layout):
+    if folder is None or fetch.missing_pieces(folder, ref.layout, ref.pinned):
         return None
     return folder
 
@@ -280,7 +285,7 @@ def get(ref: ModelRef, *, half: bool = False, progress: bool = False, role: str 
     if fetch.offline():
         raise missing_error([Missing(role, ref.name, ref)])
     try:
-        fetch.download(ref.source, ref.layout, half, progress=progress)
+        fetch.download(ref.source, ref.layout, half, progress=progress, pinned=ref.pinned)
     except FileNotFoundError as error:
         raise ModelLoadError(str(error)) from None
     except Exception as error:  # noqa: BLE001 - network, auth, disk: one line each
