@@ -119,3 +119,64 @@ def test_models_commands_import_no_torch(fake_hub):
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "False False"
+
+
+# ------------------------------------------------------------------ the same check as every command's preflight
+
+def test_replace_without_weights_names_all_three_missing_models_in_one_line(cat_png, tmp_path):
+    """A new user's first run, offline with an empty HF_HOME: one line, every missing model, the fix."""
+    import os
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")}
+    env.pop("HF_HUB_CACHE", None)
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "promptpaint", "replace", str(cat_png), "--find", "the cat",
+                           "--prompt", "a fox", "-o", str(tmp_path / "fox.png")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 4
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: 3 models are not on this machine: ")
+    for model in ("detector gdino-tiny", "segmenter sam-b", "inpainter sd15"):
+        assert model in proc.stderr
+    assert "`promptpaint models fetch gdino-tiny sam-b sd15`" in proc.stderr
+    assert not (tmp_path / "fox.png").exists()
+    assert time.perf_counter() - started < 30  # no model library was imported, nothing waited for a network
+
+
+def test_check_for_a_command_reads_its_own_options_as_its_preflight_does(fake_hub, tiny):
+    # a box needs no detector; an outpaint no selection; SAM 3 finds from text itself
+    box = run("check", "--for", "replace", "--box", "10,10,90,90", "--inpainter", "sdxl")
+    assert box.exit_code == 4 and "segmenter sam-b" in box.stderr and "detector" not in box.stderr
+    assert "`promptpaint models fetch sam-b sdxl`" in box.stderr
+    sam3 = run("check", "--for", "remove", "--find", "cat", "--segmenter", "sam3", "--remover", "telea")
+    assert sam3.exit_code == 4 and "segmenter sam3" in sam3.stderr and "gdino" not in sam3.stderr
+    assert run("check", "--for", "segment", "--mask", "m.png").stdout == "no model needed\n"
+    outpaint = run("check", "--for", "outpaint", "--inpainter", tiny["sd-inpaint"])
+    assert outpaint.exit_code == 0 and outpaint.stdout == f"ok  {tiny['sd-inpaint']}  {tiny['sd-inpaint']}\n"
+    bad = run("check", "--for", "replace", "-o", "x.png")
+    assert bad.exit_code == 2 and bad.stderr == "error: --for replace: No such option '-o'.\n"
+    mixed = run("check", "sam-b", "--find", "x")
+    assert mixed.exit_code == 2 and "after --for COMMAND" in mixed.stderr
+
+
+def test_check_and_preflight_agree_on_every_command(fake_hub, tiny):
+    """`models check --for COMMAND` lists exactly the models the command's preflight requires."""
+    from promptpaint.pipeline.pipeline import Pipeline
+
+    pipe = Pipeline()
+    assert pipe.needed_models("replace", {"find": ["cat"]}) == {
+        "detector": "gdino-tiny", "segmenter": "sam-b", "inpainter": "sd15"}
+    assert pipe.needed_models("replace", {"keep": ["shoe"]})["detector"] == "gdino-tiny"
+    assert pipe.needed_models("remove", {"box": ["1,2,3,4"]}) == {"segmenter": "sam-b", "remover": "lama"}
+    assert pipe.needed_models("remove", {}, mask_given=True) == {"remover": "lama"}
+    assert pipe.needed_models("outpaint", {"aspect": "16:9"}) == {"inpainter": "sd15"}
+    assert pipe.needed_models("detect", {"find": ["cat"]}) == {"detector": "gdino-tiny"}
+    assert Pipeline(segmenter=str(tiny["sam3"])).needed_models("segment", {"find": ["cat"]}) == {
+        "segmenter": str(tiny["sam3"])}
+
+
+def test_fetch_for_a_command_with_its_options(fake_hub):
+    fake_hub.serve()
+    result = run("fetch", "--for", "remove", "--box", "1,1,9,9", "--remover", "lama")
+    assert result.exit_code == 0, result.output
+    assert sorted({repo for repo, _ in fake_hub.downloads}) == ["facebook/sam-vit-base", "g-ronimo/lama"]

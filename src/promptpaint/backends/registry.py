@@ -224,7 +224,16 @@ def find_missing(needs: Iterable[tuple[str, str]]) -> tuple[list[ModelRef], list
     return present, missing
 
 
-def require(needs: Iterable[tuple[str, str]], *, half: bool = False, download: bool | None = None) -> list[ModelRef]:
+def known_family(name: str) -> str | None:
+    """A model's family when it can be told without the hub (alias, folder, cached hub id), else None."""
+    try:
+        return resolve(name).family
+    except ModelLoadError:
+        return None
+
+
+def require(needs: Iterable[tuple[str, str]], *, half: bool | Callable[[], bool] = False,
+            download: bool | None = None) -> list[ModelRef]:
     """The preflight: resolve every (role, name) a command needs and make sure each model is on
     disk, before any slow import. Where the hub is reachable (``download`` defaults to "not
     offline"), missing ones are downloaded; whatever is still missing is named in ONE
@@ -232,6 +241,7 @@ def require(needs: Iterable[tuple[str, str]], *, half: bool = False, download: b
     needs = list(dict.fromkeys((role, str(name).strip()) for role, name in needs))
     present, missing = find_missing(needs)
     if missing and (not fetch.offline() if download is None else download):
+        half = half() if callable(half) else half
         failed: list[Missing] = []
         for item in missing:
             if failed and failed[-1].reason == "hub unreachable":  # one network timeout is enough

@@ -13,35 +13,52 @@ from typing import Any
 
 import click
 
+from promptpaint import operations
 from promptpaint.cli.options import given, options_from
 from promptpaint.errors import InvalidOptionError
 from promptpaint.options import ModelOptions
 
 MODEL_ROLES = ("detector", "segmenter", "inpainter", "remover")
-
-#: the model roles each command needs with a text selection (the default use)
-COMMAND_ROLES = {
-    "detect": ("detector",),
-    "segment": ("detector", "segmenter"),
-    "replace": ("detector", "segmenter", "inpainter"),
-    "remove": ("detector", "segmenter", "remover"),
-    "outpaint": ("inpainter",),
-}
+#: what --for accepts: every operation (replace, remove, outpaint, ...), segment and detect
+COMMANDS = [*operations.names(), "segment", "detect"]
+#: lets `--for COMMAND` be followed by that command's own options (parsed by its own flags)
+_TAKES_COMMAND_OPTIONS = {"ignore_unknown_options": True}
 
 
-def _needs(command: str | None, names: tuple[str, ...], values: dict[str, Any]) -> list[tuple[str, str]]:
-    """(role, name) pairs: the named models (each in its first role), else what ``command`` needs
-    with these model options, else the default model of every role."""
+def _needs(ctx: click.Context, command: str | None, args: tuple[str, ...], values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(role, name) pairs: for ``--for COMMAND``, every model the command needs with its options
+    (``args``, parsed by the command's own flags; the pipeline decides, as its preflight does);
+    else the named models; else the default model of every role."""
     from promptpaint.backends.catalog import CATALOGUE
-    from promptpaint.options import parse_options
+    from promptpaint.pipeline.pipeline import Pipeline
 
-    if names and command:
-        raise InvalidOptionError("name models or give --for COMMAND, not both")
-    if names:
-        return [(CATALOGUE[name].roles[0] if name in CATALOGUE else "model", name) for name in names]
-    models = parse_options(ModelOptions, given(values, ModelOptions))
-    roles = COMMAND_ROLES[command] if command else MODEL_ROLES
-    return [(role, getattr(models, role)) for role in roles]
+    models = given(values, ModelOptions)
+    if command:
+        options = {**_command_options(ctx, command, args), **models}
+        pipe = Pipeline(**given(options, ModelOptions))
+        return list(pipe.needed_models(command, options).items())
+    if args:
+        unknown = [a for a in args if a.startswith("-")]
+        if unknown:
+            raise InvalidOptionError(f"no such option {unknown[0]} (a command's options come after --for COMMAND)")
+        return [(CATALOGUE[name].roles[0] if name in CATALOGUE else "model", name) for name in args]
+    pipe = Pipeline(**models)
+    return [(role, getattr(pipe.models, role)) for role in MODEL_ROLES]
+
+
+def _command_options(ctx: click.Context, command: str, args: tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``args`` with the flags of ``promptpaint COMMAND`` (its image and output aside)."""
+    real = ctx.find_root().command.get_command(ctx, command)
+    params = []
+    for param in real.params:
+        if isinstance(param, click.Argument) or param.name in ("output", "out_dir", "save_mask", "overwrite"):
+            continue
+        params.append(param)
+    try:
+        parsed = click.Command(command, params=params).make_context(f"--for {command}", list(args), parent=ctx)
+    except click.UsageError as error:
+        raise InvalidOptionError(f"--for {command}: {error.format_message()}") from None
+    return parsed.params
 
 
 @click.group()
@@ -88,18 +105,24 @@ def list_models(role: str | None, as_json: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------- check
-@models.command()
-@click.argument("names", nargs=-1, metavar="[MODEL]...")
-@click.option("--for", "command", type=click.Choice(list(COMMAND_ROLES)),
-              help="check every model this command needs with the options given")
+@models.command(context_settings=_TAKES_COMMAND_OPTIONS)
+@click.option("--for", "command", type=click.Choice(COMMANDS),
+              help="check every model this command needs; its own options may follow (e.g. --box, --inpainter)")
 @options_from(ModelOptions, skip=("offload", "compile"))
-def check(names: tuple[str, ...], command: str | None, **values: Any) -> None:
+@click.argument("args", nargs=-1, metavar="[MODEL... | COMMAND OPTIONS...]", type=click.UNPROCESSED)
+@click.pass_context
+def check(ctx: click.Context, command: str | None, args: tuple[str, ...], **values: Any) -> None:
     """Check that models are on this machine (offline); exit 4 naming every missing one.
 
-    With no MODEL and no --for, checks the default model of every role."""
+    Names models, or checks what `--for COMMAND [its options]` would load, as its preflight does
+    (`models check --for replace --box 10,10,90,90 --inpainter sdxl`). With neither, checks the
+    default model of every role."""
     from promptpaint.backends.registry import find_missing, folder_on_disk, missing_error
 
-    present, missing = find_missing(_needs(command, names, values))
+    needs = _needs(ctx, command, args, values)
+    if not needs:
+        click.echo("no model needed")
+    present, missing = find_missing(needs)
     for ref in present:
         folder = folder_on_disk(ref) if ref.downloads or ref.is_local else None
         click.echo(f"ok  {ref.name}  {folder or 'built in'}")
@@ -108,21 +131,23 @@ def check(names: tuple[str, ...], command: str | None, **values: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------- fetch
-@models.command()
-@click.argument("names", nargs=-1, metavar="[MODEL]...")
-@click.option("--for", "command", type=click.Choice(list(COMMAND_ROLES)),
-              help="fetch every model this command needs with the options given")
+@models.command(context_settings=_TAKES_COMMAND_OPTIONS)
+@click.option("--for", "command", type=click.Choice(COMMANDS),
+              help="fetch every model this command needs; its own options may follow (e.g. --inpainter sdxl)")
 @options_from(ModelOptions, skip=("offload", "compile"))
-def fetch(names: tuple[str, ...], command: str | None, **values: Any) -> None:
+@click.argument("args", nargs=-1, metavar="[MODEL... | COMMAND OPTIONS...]", type=click.UNPROCESSED)
+@click.pass_context
+def fetch(ctx: click.Context, command: str | None, args: tuple[str, ...], **values: Any) -> None:
     """Download exactly the files promptpaint reads (safetensors only; the fp16 variant when the
     models will run in half precision: --device cuda/mps or --dtype float16/bfloat16).
 
-    Downloads resume where they stopped; gated models need a token (`hf auth login` or HF_TOKEN)
-    after accepting their licence on huggingface.co."""
+    Names models (`models fetch sd15 lama`), or fetches what `--for COMMAND [its options]` would
+    load. Downloads resume where they stopped; gated models need a token (`hf auth login` or
+    HF_TOKEN) after accepting their licence on huggingface.co."""
     from promptpaint.backends import fetch as files
     from promptpaint.backends.registry import get, resolve
 
-    if not names and not command:
+    if not args and not command:
         raise InvalidOptionError("name the models to fetch (e.g. `promptpaint models fetch sd15`) or give --for COMMAND")
     if files.offline():
         raise InvalidOptionError("HF_HUB_OFFLINE is set: fetching needs the hub; unset it on a machine with network "
@@ -133,7 +158,7 @@ def fetch(names: tuple[str, ...], command: str | None, **values: Any) -> None:
         from huggingface_hub.utils import enable_progress_bars
 
         enable_progress_bars()
-    for role, name in _needs(command, names, values):
+    for role, name in _needs(ctx, command, args, values):
         ref = resolve(name, role=role)
         if not ref.downloads:
             click.echo(f"{name}: {'a local folder' if ref.is_local else 'built in'}, nothing to fetch")

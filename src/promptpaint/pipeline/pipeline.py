@@ -110,12 +110,38 @@ class Pipeline:
         return getattr(self, role)(name)
 
     def preflight(self, needed: dict[str, str]) -> None:
-        """Check that every model of ``needed`` (role -> name) is here, before loading any of them:
-        a missing one then fails in about a second instead of after minutes of other work."""
-        if needed.get("segmenter") and _available(needed["segmenter"], "segmenter").family == "sam3":
-            needed = {k: v for k, v in needed.items() if k != "detector"}  # SAM 3 finds from text itself
-        for role, name in needed.items():
-            _available(name, role)
+        """Check that every model of ``needed`` (role -> name) is here, before loading any of them,
+        and name every missing one in ONE error with the ``promptpaint models fetch`` command that
+        fixes it (where the hub is reachable they are downloaded first). A missing model then fails
+        in about a second instead of after minutes of other work."""
+        registry.require(_sam3_finds_itself(needed).items(), half=self._runs_half)
+
+    def needed_models(self, command: str, values: dict[str, Any] | None = None, *,
+                      mask_given: bool = False) -> dict[str, str]:
+        """role -> model name of every model ``command`` (an operation, ``segment`` or ``detect``)
+        would load with these option values (not validated: this is a check before the real run;
+        no selection at all counts as a text selection, the usual case). What preflight checks,
+        and what ``promptpaint models check/fetch --for COMMAND`` read."""
+        values = {k: v for k, v in (values or {}).items() if v not in (None, (), [], "")}
+        if command in ("detect", "segment"):
+            opts = SegmentOptions.model_construct(**_fields(SegmentOptions, values))
+            labels = bool(opts.find or opts.exclude) or not (opts.box or opts.point or opts.mask)
+            needed = {"detector": opts.detector or self.models.detector} if labels else {}
+            if command == "segment" and not (opts.mask or mask_given):
+                needed["segmenter"] = opts.segmenter or self.models.segmenter
+            return _sam3_finds_itself(needed) if command == "segment" else needed
+        operation = operations.get(command)
+        fields = _fields(operation.options, values)
+        if operation.takes_selection and not any(fields.get(k) for k in ("find", "keep", "box", "point", "mask")):
+            fields["find"] = ["(what --find names)"]
+        edit = operation.options.model_construct(**fields)
+        return _sam3_finds_itself(operation.models(edit, self.models, mask_given=mask_given))
+
+    def _runs_half(self) -> bool:
+        """Whether the diffusion models will run in half precision (then their fp16 files are fetched)."""
+        from promptpaint.backends.fetch import runs_half
+
+        return runs_half(self._device or self.models.device, self.models.dtype)
 
     def load(self, image: Any) -> LoadedImage:
         """Decode an image (path, bytes, array, PIL image) within the pipeline's pixel limit."""
@@ -248,9 +274,22 @@ def _available(name: str, role: str):
     """Resolve a model name for ``role`` and make sure its files are here, before any slow library
     import, so a missing model fails in about a second."""
     ref = registry.resolve(name, ROLE_FAMILIES[role], role)
-    if ref.family != "telea":
-        registry.local_folder(ref)
+    if ref.downloads:
+        registry.get(ref, role=role)
     return ref
+
+
+def _sam3_finds_itself(needed: dict[str, str]) -> dict[str, str]:
+    """SAM 3 as the segmenter finds from text itself: no detector is loaded then."""
+    segmenter = needed.get("segmenter")
+    if segmenter and "detector" in needed and registry.known_family(segmenter) == "sam3":
+        needed = {role: name for role, name in needed.items() if role != "detector"}
+    return dict(sorted(needed.items(), key=lambda item: list(ROLE_FAMILIES).index(item[0])
+                       if item[0] in ROLE_FAMILIES else len(ROLE_FAMILIES)))
+
+
+def _fields(model: type, values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k in model.model_fields}
 
 
 def _options(cls, options, kwargs: dict, mask: Any = None):
