@@ -77,7 +77,8 @@ def test_preflight_mixes_missing_folders_hub_ids_and_gated_models(fake_hub, tiny
         require([("detector", str(tiny["grounding-dino"])), ("segmenter", "/nowhere/sam"),
                  ("inpainter", "flux-fill"), ("remover", "someone/lama-copy")])
     message = str(raised.value)
-    assert message.startswith("3 models are not on this machine: segmenter /nowhere/sam (no such folder); "
+    assert message.startswith("3 models are not on this machine: segmenter /nowhere/sam (neither a known alias, "
+                              "a hub id (owner/name) nor an existing folder); "
                               "inpainter flux-fill (black-forest-labs/FLUX.1-Fill-dev, gated); remover someone/lama-copy")
     assert "`promptpaint models fetch flux-fill someone/lama-copy`" in message
     assert "accept the licence on huggingface.co and log in" in message

@@ -54,7 +54,8 @@ def test_check_with_folders_and_model_options(fake_hub, tiny):
                                           f"ok  {tiny['sam']}  {tiny['sam']}", "ok  telea  built in"]
     missing = run("check", "sam-b", "/no/such/sam", "lama")
     assert missing.exit_code == 4
-    assert "segmenter sam-b (facebook/sam-vit-base); model /no/such/sam (no such folder); remover lama" in missing.stderr
+    assert ("segmenter sam-b (facebook/sam-vit-base); model /no/such/sam (neither a known alias, a hub id "
+            "(owner/name) nor an existing folder); remover lama") in missing.stderr
     assert "`promptpaint models fetch sam-b lama`" in missing.stderr
 
 

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,7 +227,7 @@ def repo_files(repo_id: str) -> dict[str, int]:
     """The repository's files and their sizes (one hub call)."""
     from huggingface_hub import HfApi
 
-    info = HfApi().model_info(repo_id, files_metadata=True, timeout=10)
+    info = HfApi().model_info(repo_id, files_metadata=True, timeout=5)
     return {s.rfilename: int(s.size or 0) for s in info.siblings or []}
 
 
@@ -238,19 +238,23 @@ def download_file(repo_id: str, filename: str) -> Path:
     return Path(huggingface_hub.hf_hub_download(repo_id, filename))
 
 
-def plan(repo_id: str, layout: str, half: bool, pinned: tuple[str, ...] = ()) -> tuple[Selection, dict[str, int]]:
+def plan(repo_id: str, layout: str, half: bool | Callable[[], bool],
+         pinned: tuple[str, ...] = ()) -> tuple[Selection, dict[str, int]]:
     """Ask the hub which files ``repo_id`` has and choose the ones to read (``model_index.json`` is
-    downloaded first for a diffusers pipeline: it names the component folders)."""
+    downloaded first for a diffusers pipeline: it names the component folders). Only the
+    diffusers loader reads fp16 variants; ``half`` is asked after the hub answered (it may import
+    torch to see the device)."""
     listing = repo_files(repo_id)
+    half = layout == "diffusers" and (half() if callable(half) else half)
     model_index = None
     if layout == "diffusers" and "model_index.json" in listing and not pinned:
         model_index = _read_json(download_file(repo_id, "model_index.json"))
     return select_files(layout, listing, model_index=model_index, half=half, pinned=pinned), listing
 
 
-def download(repo_id: str, layout: str, half: bool, progress: bool = False, pinned: tuple[str, ...] = ()) -> Path:
+def download(repo_id: str, layout: str, half: bool | Callable[[], bool], progress: bool = False,
+             pinned: tuple[str, ...] = ()) -> Path:
     """Download exactly what promptpaint reads of ``repo_id``; returns the snapshot folder."""
-    half = half and layout == "diffusers"  # only the diffusers loader reads fp16 variants
     selection, listing = plan(repo_id, layout, half, pinned)
     if selection.problems:
         raise FileNotFoundError(f"{repo_id} cannot be used: {'; '.join(selection.problems)}")

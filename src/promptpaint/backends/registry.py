@@ -39,6 +39,9 @@ SEGMENTER_FAMILIES = families_for("segmenter")
 INPAINTER_FAMILIES = families_for("inpainter")
 REMOVER_FAMILIES = families_for("remover")
 
+#: why a path-like name is missing (the words of resolve's error)
+NO_FOLDER = "neither a known alias, a hub id (owner/name) nor an existing folder"
+UNREACHABLE = "hub unreachable"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -213,9 +216,8 @@ def find_missing(needs: Iterable[tuple[str, str]]) -> tuple[list[ModelRef], list
         except ModelLoadError as error:
             if not error.missing:
                 raise
-            exists = not name.startswith((".", "/", "~")) and _HUB_ID.match(name)
-            missing.append(Missing(role, name, None, "" if exists else "no such folder"))
-            log.debug("%s", error)
+            reason = _short_reason(error)
+            missing.append(Missing(role, name, None, reason if reason in (NO_FOLDER, UNREACHABLE) else ""))
             continue
         if ref.downloads and folder_on_disk(ref) is None:
             missing.append(Missing(role, name, ref))
@@ -241,11 +243,10 @@ def require(needs: Iterable[tuple[str, str]], *, half: bool | Callable[[], bool]
     needs = list(dict.fromkeys((role, str(name).strip()) for role, name in needs))
     present, missing = find_missing(needs)
     if missing and (not fetch.offline() if download is None else download):
-        half = half() if callable(half) else half
         failed: list[Missing] = []
         for item in missing:
-            if failed and failed[-1].reason == "hub unreachable":  # one network timeout is enough
-                failed.append(Missing(item.role, item.name, item.ref, "hub unreachable"))
+            if item.reason or (failed and failed[-1].reason == UNREACHABLE):  # one network timeout is enough
+                failed.append(Missing(item.role, item.name, item.ref, item.reason or UNREACHABLE))
                 continue
             try:
                 get(item.ref or resolve(item.name, _allowed(item.role), item.role), half=half, role=item.role)
@@ -261,8 +262,8 @@ def require(needs: Iterable[tuple[str, str]], *, half: bool | Callable[[], bool]
 
 def _short_reason(error: Exception) -> str:
     text = str(error)
-    for key, reason in (("gated", "gated: log in first"), ("unreachable", "hub unreachable"),
-                        ("does not exist", "not on the hub"), ("no such folder", "no such folder")):
+    for key, reason in (("gated", "gated: log in first"), ("unreachable", UNREACHABLE),
+                        ("does not exist", "not on the hub"), ("nor an existing folder", NO_FOLDER)):
         if key in text:
             return reason
     return text[:120]
@@ -287,8 +288,10 @@ def missing_error(missing: list[Missing]) -> ModelLoadError:
     return ModelLoadError(message, [m.name for m in missing])
 
 
-def get(ref: ModelRef, *, half: bool = False, progress: bool = False, role: str = "model") -> Path:
-    """Download what promptpaint reads of a hub model (if not already here); returns its folder."""
+def get(ref: ModelRef, *, half: bool | Callable[[], bool] = False, progress: bool = False,
+        role: str = "model") -> Path:
+    """Download what promptpaint reads of a hub model (if not already here); returns its folder.
+    ``half`` may be a callable (it may import torch): it is asked only once the hub answered."""
     folder = folder_on_disk(ref)
     if folder is not None:
         return folder
