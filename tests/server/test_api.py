@@ -385,6 +385,21 @@ def test_only_allowed_models(client, photo_png):
     assert allowed.status_code == 200
 
 
+def test_models_may_be_named_as_recipes_record_them(tiny, photo, photo_png):
+    """A recipe records the id a model name resolves to (a hub id for an alias, the full folder path):
+    the server that wrote it must take it back, or its results could not be replayed over HTTP."""
+    models = ModelOptions(detector=str(tiny["grounding-dino"]), segmenter=f"{tiny['sam']}/../sam/",
+                          inpainter=str(tiny["sd-inpaint"]), remover="telea", device="cpu")
+    with TestClient(create_app(ServerSettings(models=models, preload=False))) as client:
+        first = post(client, "/v1/remove?format=json", photo_png, {"box": BOX, "seed": 1}).json()
+        recorded = first["recipe"]["edits"][0]["segmenter"]
+        assert recorded == str(tiny["sam"].resolve()) != models.segmenter
+        again = post(client, "/v1/remove?format=json", photo_png, {"box": BOX, "seed": 1, "segmenter": recorded})
+        assert again.status_code == 200, again.json()
+        assert again.json()["variants"][0]["image_png"] == first["variants"][0]["image_png"]
+        assert post(client, "/v1/segment", photo_png, {"box": BOX, "segmenter": "/tmp"}).status_code == 403
+
+
 def test_a_failed_job_never_takes_the_server_down(client, state, photo_png, monkeypatch):
     not_downloaded = post(client, "/v1/replace", photo_png, {**EDIT, "inpainter": "sd15"})
     assert not_downloaded.status_code == 503 and not_downloaded.json()["error"] == "ModelLoadError"

@@ -8,6 +8,7 @@ from typing import Any
 
 from promptpaint import __version__
 from promptpaint.backends import registry
+from promptpaint.errors import PromptPaintError
 from promptpaint.pipeline.pipeline import ROLE_FAMILIES, Pipeline
 from promptpaint.server.errors import ModelNotAllowedError
 from promptpaint.server.images import ImageStore
@@ -39,10 +40,15 @@ class ServerState:
         self.warm = True
 
     def check_models(self, options: dict[str, Any]) -> None:
-        """Requests may name only the loaded models and those given with --allow-model."""
+        """Requests may name only the loaded models and those given with --allow-model, by the name
+        the server was given or by the id it resolves to (what a recipe records: ``facebook/sam-vit-base``
+        for ``sam-b``), so a recipe the server wrote replays on it."""
         for role, allowed in self.allowed.items():
             name = options.get(role)
-            if name is not None and name not in allowed:
+            if name is None or name in allowed:
+                continue
+            source = _source(name)
+            if source is None or source not in {_source(a) for a in allowed}:
                 choices = ", ".join(allowed) or "none"
                 raise ModelNotAllowedError(f"{role} {name!r} is not allowed on this server (allowed: {choices}); "
                                            "start it with --allow-model to add one")
@@ -58,6 +64,14 @@ class ServerState:
 
     def close(self) -> None:
         self.jobs.close()
+
+
+def _source(name: str) -> str | None:
+    """The hub id or folder a model name resolves to (None if it resolves to nothing)."""
+    try:
+        return registry.resolve(name).source
+    except PromptPaintError:
+        return None
 
 
 def allowed_models(settings: ServerSettings) -> dict[str, list[str]]:
