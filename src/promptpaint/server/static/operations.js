@@ -21,7 +21,8 @@ const PLACEHOLDERS = { prompt: "what to paint, e.g. a corgi wearing sunglasses",
 const MAIN_FIELDS = ["prompt", "negative_prompt"];
 const ROW_FIELDS = ["seed", "variants", "steps"];
 // Shown under the prompt when an operation has them; every other option is under "More options"
-const PRIMARY_FIELDS = ["aspect", "anchor", "fast", "with_shadow", "with_reflection", "matting", "background", "crop"];
+const PRIMARY_FIELDS = ["aspect", "anchor", "fast", "matte", "with_shadow", "with_reflection", "matting", "background",
+  "crop"];
 const ASPECTS = ["1:1", "4:3", "3:2", "16:9", "9:16"];
 const ANCHORS = ["center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right"];
 
