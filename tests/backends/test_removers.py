@@ -95,6 +95,18 @@ def test_dynamic_export_runs_at_the_crop_size(tiny, cat_rgb):
     assert (result.image[mask] != cat_rgb[mask]).any()
 
 
+def test_a_small_hole_gets_at_least_256_pixels_of_context(tiny, cat_rgb):
+    """LaMa was trained on 256 px crops: a 20 px hole is filled from a 256 px window around it."""
+    mask = np.zeros(cat_rgb.shape[:2], bool)
+    mask[140:160, 200:220] = True
+    remover = Pipeline(remover=str(tiny["lama"]), device="cpu").remover()
+    assert remover.min_context == 256
+    result = remove(tiny["lama"], cat_rgb, mask)
+    (job,) = result.windows
+    assert min(job.window.size) >= 256 and job.window.x0 <= 200 - 100 and job.window.y0 <= 140 - 100
+    np.testing.assert_array_equal(result.image[~result.mask], cat_rgb[~result.mask])
+
+
 # ------------------------------------------------------------------ oracles
 
 def export_mean_fill(folder, *, fixed: int | None, scale: float):

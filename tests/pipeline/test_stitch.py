@@ -90,6 +90,17 @@ def test_removers_work_at_the_crops_own_resolution():
     assert plan_windows(mask, settings) == [Window(70, 70, 190, 190)]
 
 
+def test_a_model_that_declares_a_minimum_context_gets_it():
+    """LaMa (min_context 256) sees a small hole with 256 px around it, not 30 px of border."""
+    settings = StitchSettings(working_size=1024, upscale=False, min_context=256)
+    assert settings.min_side() == 256
+    mask = square((1500, 2000), 100, 100, 60)
+    assert plan_windows(mask, settings) == [Window(2, 2, 258, 258)]
+    near_edge = square((300, 2000), 5, 5, 20)  # the window stays inside the image
+    assert plan_windows(near_edge, settings) == [Window(0, 0, 256, 256)]
+    assert StitchSettings(working_size=512, min_context=128).min_side() == 256  # the larger rule wins
+
+
 @pytest.mark.parametrize("window, settings, expected", [
     (Window(0, 0, 256, 256), StitchSettings(512), (512, 512)),
     (Window(0, 0, 2000, 1000), StitchSettings(512), (728, 360)),

@@ -35,6 +35,7 @@ class DiffusersInpainter:
     takes_negative_prompt = True
     needs_prompt = True
     upscale = True
+    min_context = 0  # small windows are enlarged to the working size instead
     batches = True  # mask, prompt and negative_prompt may also be lists, one per image
 
     def __init__(self, ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False):

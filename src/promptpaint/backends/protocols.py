@@ -74,6 +74,8 @@ class Inpainter(Protocol):
     multiple: int
     #: small windows should be enlarged to the working size (diffusion); removers work at the crop's size
     upscale: bool
+    #: the least window side (pixels) the crop-and-stitch gives it around a hole (LaMa: 256)
+    min_context: int
     #: it paints what a prompt says (diffusion); False: it fills from the surroundings only (removers)
     needs_prompt: bool
     takes_negative_prompt: bool

@@ -95,7 +95,7 @@ class EditJob:
                                       ("strength", model.default_strength)))
         seeds = [self.seed + i for i in range(edit.variants)]
         settings = StitchSettings(working_size=edit.working_size or model.working_size, multiple=model.multiple,
-                                  upscale=model.upscale, padding=edit.padding)
+                                  upscale=model.upscale, padding=edit.padding, min_context=model.min_context)
 
         def calls(crops: list[np.ndarray], mask: np.ndarray) -> list[InpaintCall]:
             # One call per variant: run alone, each variant replays exactly from its own seed.

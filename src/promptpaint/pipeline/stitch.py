@@ -39,9 +39,10 @@ class StitchSettings:
     padding: float = 0.5
     max_downscale: float = 2.0
     tile_overlap: int | None = None  # default: working_size // 8
+    min_context: int = 0  # the model's own least window side (LaMa: 256, the crops it trained on)
 
     def min_side(self) -> int:
-        return self.working_size // 2 if self.upscale else 0
+        return max(self.min_context, self.working_size // 2 if self.upscale else 0)
 
 
 def plan_windows(mask: np.ndarray, settings: StitchSettings) -> list[Window]:
