@@ -126,3 +126,26 @@ def test_a_user_given_model_name_is_recorded_as_given(tiny, cat_rgb):
     pipe = Pipeline(device="cpu")
     result = pipe.remove(cat_rgb, mask=hole(cat_rgb.shape[:2]), remover="telea", seed=1)
     assert result.recipe["remover"] == "telea"
+
+
+# ---------------------------------------------------------------- a selection covering the whole image (#10 item 8)
+def test_a_removal_of_the_whole_image_fails_clearly(cat_rgb):
+    everything = np.ones(cat_rgb.shape[:2], bool)
+    with pytest.raises(InvalidOptionError) as caught:
+        Pipeline(remover="telea", device="cpu").remove(cat_rgb, mask=everything, seed=0)
+    assert str(caught.value).startswith("the selection covers the whole image: a removal has nothing left to fill")
+
+
+def test_a_replace_of_the_whole_image_warns(tiny_pipeline, cat_rgb):
+    everything = np.ones(cat_rgb.shape[:2], bool)
+    result = tiny_pipeline.replace(cat_rgb, mask=everything, prompt="a beach", steps=1, seed=0)
+    assert result.info["notes"] == ["the edit covers the whole image: nothing of the original is kept"]
+    partial = tiny_pipeline.replace(cat_rgb, mask=hole(cat_rgb.shape[:2]), prompt="a beach", steps=1, seed=0)
+    assert "notes" not in partial.info
+
+
+def test_a_clamped_box_is_noted_in_the_edits_result(tiny, cat_rgb):
+    pipe = Pipeline(segmenter=str(tiny["sam"]), remover="telea", device="cpu")
+    result = pipe.remove(cat_rgb, box="400,250,500,330", dilate=0, seed=0)
+    assert result.info["notes"] == ["--box 400,250,500,330 reaches outside the 451x300 image: clamped to 400,250,451,300"]
+    assert result.recipe["box"] == [[400, 250, 500, 330]]  # the recipe keeps what was given: replays clamp again

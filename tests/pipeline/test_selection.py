@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from promptpaint.core.types import Detections
-from promptpaint.errors import NothingFoundError, UnsupportedOperationError
+from promptpaint.errors import InvalidOptionError, NothingFoundError, UnsupportedOperationError
 from promptpaint.pipeline.pipeline import Pipeline
 
 
@@ -228,3 +228,111 @@ def test_sam3_finds_shadows_in_the_same_encoding(tiny, cat_rgb):
     assert sam3.encode_count - before == 1 and asked == [["cat"], ["cat", "shadow"]]
     assert seg.info["attached"]["shadow"]["found"] > 0
     assert seg.mask[plain.mask].all() and seg.mask.sum() > plain.mask.sum()
+
+
+# ------------------------------------------------------------------ boxes and points (#10 items 3, 8)
+
+@pytest.fixture()
+def sam_pipe(tiny):
+    return Pipeline(detector=str(tiny["grounding-dino"]), segmenter=str(tiny["sam"]), device="cpu")
+
+
+def _spy_segment(pipe, monkeypatch) -> list[dict]:
+    calls = []
+    segmenter = pipe.segmenter()
+    original = segmenter.segment
+
+    def spy(image, boxes=None, points=None):
+        calls.append({"boxes": None if boxes is None else np.asarray(boxes).tolist(),
+                      "points": None if points is None else np.asarray(points).tolist()})
+        return original(image, boxes=boxes, points=points)
+
+    monkeypatch.setattr(segmenter, "segment", spy)
+    return calls
+
+
+def test_points_with_a_box_reach_the_segmenter_as_one_prompt(sam_pipe, cat_rgb, monkeypatch):
+    """A negative point inside a box cuts from that box's object: one decoder call, one instance
+    (it used to be a second, negative-only prompt whose arbitrary mask was added)."""
+    calls = _spy_segment(sam_pipe, monkeypatch)
+    seg = sam_pipe.segment(cat_rgb, box="40,30,200,180", point="100,100,0")
+    assert calls == [{"boxes": [[40, 30, 200, 180]], "points": [[100, 100, 0]]}]
+    assert seg.detections.labels == ("box",)
+    alone = sam_pipe.segment(cat_rgb, box="40,30,200,180")
+    assert (seg.mask != alone.mask).any()
+
+
+def test_points_outside_every_box_are_one_more_object(sam_pipe, cat_rgb, monkeypatch):
+    calls = _spy_segment(sam_pipe, monkeypatch)
+    seg = sam_pipe.segment(cat_rgb, box="40,30,200,180", point=["300,200,1", "320,220,0"])
+    assert len(calls) == 1 and seg.detections.labels == ("box", "point")
+
+
+def test_points_join_detected_boxes_but_not_excluded_ones(sam_pipe, cat_rgb, monkeypatch):
+    calls = _spy_segment(sam_pipe, monkeypatch)
+    seg = sam_pipe.segment(cat_rgb, find="cat", exclude="face", point="5,5,0", box_threshold=0, text_threshold=0)
+    with_points, without = calls
+    assert with_points["points"] == [[5, 5, 0]] and len(with_points["boxes"]) == len(seg.detections)
+    assert without["points"] is None and len(without["boxes"]) == len(seg.excluded)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(point=["10,10,0", "20,20,0"]), "--point: no positive point (x,y,1) and no --box or --find: nothing to select"),
+    (dict(box="500,10,600,100"), "--box 500,10,600,100 lies entirely outside the 451x300 image"),
+    (dict(box="-90,-50,-1,-1"), "--box -90,-50,-1,-1 lies entirely outside the 451x300 image"),
+    (dict(point="460,20"), "--point 460,20 lies outside the 451x300 image"),
+])
+def test_prompts_that_select_nothing_are_refused_before_any_model_loads(cat_rgb, kwargs, message):
+    pipe = Pipeline(segmenter="/no/such/segmenter", detector="/no/such/detector", device="cpu")
+    with pytest.raises(InvalidOptionError) as caught:
+        pipe.segment(cat_rgb, **kwargs)
+    assert str(caught.value) == message
+    with pytest.raises(InvalidOptionError):
+        pipe.remove(cat_rgb, remover="telea", **kwargs)
+
+
+def test_a_box_partly_outside_is_clamped_and_said_so(sam_pipe, cat_rgb):
+    seg = sam_pipe.segment(cat_rgb, box="300,200,600,400")
+    assert seg.info["clamped"] == ["--box 300,200,600,400 reaches outside the 451x300 image: clamped to 300,200,451,300"]
+    inside = sam_pipe.segment(cat_rgb, box="300,200,451,300")
+    np.testing.assert_array_equal(seg.mask, inside.mask)
+    assert "clamped" not in inside.info
+
+
+# ------------------------------------------------------------------ an empty selection names its cause (#10 item 8)
+
+def _mask(shape, area=None) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    if area is not None:
+        mask[area] = True
+    return mask
+
+
+@pytest.mark.parametrize("kwargs, cause", [
+    (dict(min_area=5000), "the selection is empty after --min-area 5000 (every region is smaller); nothing to edit"),
+    (dict(dilate=-30), "the selection is empty after --dilate -30 (eroded away); nothing to edit"),
+    (dict(invert=True, fill_holes=True), "the selection is empty after --invert (the selection covered the whole image); nothing to edit"),
+])
+def test_an_empty_selection_names_what_emptied_it(cat_rgb, kwargs, cause):
+    mask = _mask(cat_rgb.shape[:2], np.s_[100:140, 100:150]) if "invert" not in kwargs else ~_mask(cat_rgb.shape[:2])
+    with pytest.raises(NothingFoundError) as caught:
+        Pipeline(device="cpu").segment(cat_rgb, mask=mask, **kwargs)
+    assert str(caught.value) == cause
+
+
+def test_an_empty_mask_file_is_named(cat_rgb, tmp_path):
+    path = tmp_path / "blank.png"
+    Image.fromarray(np.zeros(cat_rgb.shape[:2], np.uint8)).save(path)
+    with pytest.raises(NothingFoundError) as caught:
+        Pipeline(device="cpu").segment(cat_rgb, mask=str(path))
+    assert str(caught.value) == f"the mask file {str(path)!r} selects nothing (no pixel above 127)"
+
+
+def test_an_exclusion_that_removes_everything_is_named(sam_pipe, cat_rgb, monkeypatch):
+    """--exclude subtracting the whole selection (the excluded object covers what was found)."""
+    segmenter = sam_pipe.segmenter()
+    monkeypatch.setattr(segmenter, "segment", lambda image, boxes=None, points=None: (
+        np.ones((len(boxes), *image.shape[:2]), bool), np.ones(len(boxes), np.float32)))
+    with pytest.raises(NothingFoundError) as caught:
+        sam_pipe.segment(cat_rgb, find="cat", exclude="face", box_threshold=0, text_threshold=0)
+    assert str(caught.value) == "the selection is empty after --exclude face; nothing to edit"

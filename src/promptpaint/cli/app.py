@@ -124,6 +124,7 @@ def segment(image: Path, out_dir: Path, overwrite: bool, **values: Any) -> None:
     check_segment_folder(out_dir, overwrite=overwrite)
     loaded = load_image(image)
     seg = _pipeline(values).segment(loaded, **given(values, SegmentOptions))
+    _warn(seg.info.get("clamped", []))
     report = write_segmentation(seg, loaded, out_dir, inputs=[image], overwrite=overwrite)
     click.echo(f"{len(seg.detections)} instance(s), {report['mask_area']} px selected -> {out_dir}")
     _warn_missing(seg.info.get("missing", []))
@@ -164,11 +165,18 @@ def _edit_and_write(edit_or_recipe: Any, image: Path, output: Path, save_mask: P
             result = pipe.run(loaded, edit_or_recipe, progress=update)
     finally:
         close()
+    _warn(result.info.get("notes", []))
     for path in write_result(result, output, inputs=[image], overwrite=overwrite, mask_path=save_mask):
         click.echo(str(path))
     from promptpaint.pipeline.recipe import missing_phrases
 
     _warn_missing(missing_phrases(result.recipe))
+
+
+def _warn(notes: list[str]) -> None:
+    """What the library noted for the user (a clamped box, a whole-image edit): one line each."""
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
 
 
 def _edit_command(operation: Operation) -> click.Command:

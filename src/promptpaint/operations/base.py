@@ -75,7 +75,13 @@ class Operation:
 
     # ------------------------------------------------------------ before any model loads
     def check(self, edit: EditOptions, image: LoadedImage, limits: Limits) -> None:
-        """Cheap checks of the request against the image (e.g. an outpaint canvas against the limits)."""
+        """Cheap checks of the request against the image, before any model is looked up: the
+        selection's boxes and points (an operation with more to check, e.g. an outpaint canvas
+        against the limits, overrides this)."""
+        if self.takes_selection and not edit.mask:
+            from promptpaint.pipeline.selection import check_prompts
+
+            check_prompts(edit, self.labels(edit) + list(edit.exclude), image.size)
 
     def models(self, edit: EditOptions, models: ModelOptions, mask_given: bool) -> dict[str, str]:
         """role -> model name, for every model this edit will load (preflight checks them all first)."""

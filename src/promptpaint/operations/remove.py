@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationInfo, model_validator
 
+from promptpaint.errors import InvalidOptionError
 from promptpaint.operations.base import Operation
 from promptpaint.options import AttachOptions, EditOptions, mask_given
 
@@ -50,6 +51,9 @@ class Remove(Operation):
         dilate = job.resolve("dilate", self.DEFAULTS[0])
         feather = job.resolve("feather", self.DEFAULTS[1])
         seg = yield from job.select(dilate=dilate, attach=edit.attach)
+        if seg.mask.all():
+            raise InvalidOptionError("the selection covers the whole image: a removal has nothing left to fill "
+                                     "it from; select less (--pick, --exclude, a smaller --dilate) or use replace")
         weights = M.feather(seg.mask, feather)
         model = job.generator()
         prompt = edit.prompt or (self.FILL_PROMPT if model.needs_prompt else "")

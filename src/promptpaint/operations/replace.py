@@ -68,6 +68,8 @@ class Replace(Operation):
         else:
             seg = yield from job.select(dilate=dilate)
             selected = seg.mask
+        if selected.all():  # allowed, but then nothing of the photo is kept: probably not what was meant
+            job.notes.append("the edit covers the whole image: nothing of the original is kept")
         weights = M.feather(selected, feather)
         model = job.generator()
         generated = yield from job.generate(job.image.rgb, weights, model, edit.prompt)

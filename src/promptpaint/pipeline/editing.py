@@ -52,6 +52,7 @@ class EditJob:
     seed: int
     progress: Progress | None = None
     used: dict[str, Any] = field(default_factory=dict)  # resolved values and model ids, for the recipe
+    notes: list[str] = field(default_factory=list)  # warnings for the user (a clamped box...), in the result's info
 
     def resolve(self, name: str, default: Any) -> Any:
         """The edit's option ``name``, or ``default`` when it was not given (None); recorded."""
@@ -72,6 +73,7 @@ class EditJob:
         self.used.update({k: seg.info[k] for k in _SELECTION_KEYS if k in seg.info})
         if seg.info.get("missing"):  # for the reader (and the front ends' warning); a replay ignores it
             self.used["missing"] = seg.info["missing"]
+        self.notes += seg.info.get("clamped", [])
         return seg
 
     def generator(self) -> Inpainter:
@@ -111,6 +113,8 @@ class EditJob:
         ``base`` is the image the edit painted on when it is not the input (an outpaint canvas):
         its alpha and colour profile go to the result."""
         base = base or self.image
+        if self.notes:
+            info = {**info, "notes": list(self.notes)}
         return EditResult(image=generated.variants[0], mask=weights > 0, variants=tuple(generated.variants),
                           recipe=self.operation.describe(self.edit, self.used, self.seed), alpha=base.alpha,
                           segmentation=segmentation, windows=tuple(generated.windows), info=info,

@@ -174,6 +174,7 @@ class Pipeline:
         loaded = self.load(image)
         opts = _options(SegmentOptions, options, kwargs, mask)
         if mask is None and not opts.mask:
+            selection.check_prompts(opts, selection.labels_for(opts.find, opts), loaded.size)
             needed = {}
             if opts.find or opts.exclude or opts.box or opts.point:
                 needed["segmenter"] = opts.segmenter or self.models.segmenter

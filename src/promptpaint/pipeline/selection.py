@@ -1,7 +1,8 @@
 """Selection: text, boxes, points or a mask file -> one mask, through the mask algebra.
 
 Every label of a request goes to the detector in ONE pass; every box still without a mask (detected
-or given) goes to the segmenter in ONE decoder call on an image encoded once. Thresholds the user
+or given) goes to the segmenter in ONE decoder call on an image encoded once, with the points in
+the prompts of the boxes that contain them (SAM's box+points usage). Thresholds the user
 did not give are the detector's declared defaults, and the values used are recorded in the
 result's ``info`` (for ``detections.json``, the HTTP answers and the recipe).
 """
@@ -9,7 +10,8 @@ result's ``info`` (for ``detections.json``, the HTTP answers and the recipe).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,6 +74,43 @@ def detect_phrases(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions) -> Dete
     return replace(found[kept], info={**found.info, "read": [p.to_json() for p in phrases], "missing": missing})
 
 
+@dataclass(frozen=True)
+class Prompts:
+    """The user's boxes and points, checked against the image (see :func:`check_prompts`)."""
+
+    boxes: np.ndarray  # (N, 4) inside the image
+    points: np.ndarray  # (P, 3) x, y, label
+    notes: tuple[str, ...] = ()  # what was clamped, for the output JSON and the CLI's warnings
+
+
+def _numbers(values) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def check_prompts(opts: SelectOptions, labels: list[str], size: tuple[int, int]) -> Prompts:
+    """The user's ``--box`` and ``--point`` against the image ``size`` (w, h), cheap enough to run
+    before any model loads: a box or point entirely outside the image is refused; a box partly
+    outside is clamped to it (and noted). Points with no positive point, no box and no label to
+    find describe nothing and are refused."""
+    w, h = size
+    boxes, notes = [], []
+    for box in opts.box:
+        x0, y0, x1, y1 = box
+        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            raise InvalidOptionError(f"--box {_numbers(box)} lies entirely outside the {w}x{h} image")
+        clamped = (max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h)))
+        if clamped != tuple(box):
+            notes.append(f"--box {_numbers(box)} reaches outside the {w}x{h} image: clamped to {_numbers(clamped)}")
+        boxes.append(clamped)
+    for x, y, _ in opts.point:
+        if not (0 <= x < w and 0 <= y < h):
+            raise InvalidOptionError(f"--point {_numbers((x, y))} lies outside the {w}x{h} image")
+    if opts.point and not boxes and not labels and not any(label == 1 for *_, label in opts.point):
+        raise InvalidOptionError("--point: no positive point (x,y,1) and no --box or --find: nothing to select")
+    return Prompts(np.array(boxes, np.float32).reshape(-1, 4), np.array(opts.point, np.float32).reshape(-1, 3),
+                   tuple(notes))
+
+
 def require_found(missing: list[str], found_any: bool, require: str = "any") -> None:
     """Raise :class:`NothingFoundError` when nothing at all was found, or when ``require`` is
     ``"all"`` and some phrase found nothing. Otherwise the caller goes on with what was found."""
@@ -110,8 +149,15 @@ def select(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, mask: Any = Non
     info: dict[str, Any] = {"image_size": [w, h]}
     user_mask = mask if mask is not None else opts.mask
     excluded = Detections.empty((w, h))
+    what = find or ["the selection"]
+
+    def emptied(cause: str) -> NothingFoundError:
+        return NothingFoundError(what, f"the selection is empty after {cause}; nothing to edit")
+
     if user_mask is not None:
         selected = load_mask(user_mask, (w, h), max_pixels=pipe.limits.max_pixels)
+        if not selected.any():
+            raise NothingFoundError(what, f"the mask {_mask_name(user_mask)} selects nothing (no pixel above 127)")
         box = mask_bbox(selected) or Window(0, 0, 0, 0)
         included = Detections([[box.x0, box.y0, box.x1, box.y1]], [1.0], ["mask"], selected[None], (w, h))
     else:
@@ -122,21 +168,35 @@ def select(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, mask: Any = Non
         if len(attached):
             selected |= M.union(list(attached.masks))
             included = Detections.concat([included, attached])
+        if not selected.any():
+            raise NothingFoundError(what, "the segmenter's masks of what was found are empty; nothing to edit")
         if len(excluded):
             selected = M.subtract(selected, M.union(list(excluded.masks)))
+            if not selected.any():
+                raise emptied(f"--exclude {'. '.join(opts.exclude)}")
     if opts.fill_holes:
         selected = M.fill_holes(selected)
     if opts.min_area:
         selected = M.remove_small(selected, opts.min_area)
+        if not selected.any():
+            raise emptied(f"--min-area {opts.min_area} (every region is smaller)")
     if opts.invert:
         selected = M.invert(selected)
+        if not selected.any():
+            raise emptied("--invert (the selection covered the whole image)")
     grow = (opts.dilate or 0) if dilate is None else dilate
     if grow:
         selected = M.dilate(selected, grow)
-    if not selected.any():
-        raise NothingFoundError(find or ["the selection"],
-                                "the selection is empty after --exclude/--min-area/--pick; nothing to edit")
+        if not selected.any():
+            raise emptied(f"--dilate {grow} (eroded away)")
     return Segmentation(selected, included, excluded, info)
+
+
+def _mask_name(mask: Any) -> str:
+    """How an error names a mask: its file, or where it came from."""
+    if isinstance(mask, dict):
+        return "embedded in the recipe"
+    return f"file {str(mask)!r}" if isinstance(mask, (str, Path)) else "given"
 
 
 def _instances(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, find: list[str], attach: Sequence[str],
@@ -147,6 +207,9 @@ def _instances(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, find: list[
     h, w = rgb.shape[:2]
     phrases, exclude_phrases = read(find, opts)
     labels = labels_for(find, opts, attach)
+    prompts = check_prompts(opts, labels, (w, h))
+    if prompts.notes:
+        info["clamped"] = list(prompts.notes)
     segmenter = pipe.segmenter(opts.segmenter)
     info["segmenter"] = segmenter.model_id
     if opts.box and not segmenter.takes_boxes or opts.point and not segmenter.takes_points:
@@ -174,25 +237,47 @@ def _instances(pipe: Pipeline, rgb: np.ndarray, opts: SelectOptions, find: list[
     needed = np.union1d(np.union1d(kept, dropped), candidates).astype(np.int64)
     found = found[needed]  # what is neither picked, excluded nor attachable needs no mask
     kept, dropped, candidates = (np.searchsorted(needed, part) for part in (kept, dropped, candidates))
-    user = Detections(np.array(opts.box, np.float32).reshape(-1, 4), np.ones(len(opts.box)),
-                      ["box"] * len(opts.box), image_size=(w, h))
+    user = Detections(prompts.boxes, np.ones(len(prompts.boxes)), ["box"] * len(prompts.boxes), image_size=(w, h))
     user = user[pick_instances(user, default, what="box")]
-    # Every box still without a mask (detected or given) goes through ONE decoder call.
-    if found.masks is None and len(found) + len(user):
-        both = Detections.concat([found, user])
-        both = both.with_masks(segmenter.segment(rgb, boxes=both.xyxy)[0])
-        found, user = both[:len(found)], both[len(found):]
-    elif len(user):
-        user = user.with_masks(segmenter.segment(rgb, boxes=user.xyxy)[0])
-    parts = [found[kept], user]
-    if opts.point:  # all points together describe one object
-        masks, scores = segmenter.segment(rgb, points=np.array(opts.point, np.float32))
-        box = mask_bbox(masks[0]) or Window(0, 0, 0, 0)
-        parts.append(Detections([[box.x0, box.y0, box.x1, box.y1]], scores[:1], ["point"], masks[:1], (w, h)))
-    included = _with_masks(Detections.concat(parts), (w, h))
+    free = Detections.empty((w, h))  # the object of the points that lie in no box
+    if not len(prompts.points):
+        # Every box still without a mask (detected or given) goes through ONE decoder call.
+        if found.masks is None and len(found) + len(user):
+            both = Detections.concat([found, user])
+            both = both.with_masks(segmenter.segment(rgb, boxes=both.xyxy)[0])
+            found, user = both[:len(found)], both[len(found):]
+        elif len(user):
+            user = user.with_masks(segmenter.segment(rgb, boxes=user.xyxy)[0])
+    elif found.masks is None:
+        # The points go in the prompts of what is selected (kept instances and given boxes): a
+        # point joins every box containing it. What --exclude takes back and attachable regions
+        # are cut out without them, in a second call.
+        chosen, free = _segment_with_points(segmenter, rgb, Detections.concat([found[kept], user]), prompts.points)
+        rest = np.setdiff1d(np.arange(len(found)), kept)
+        masks = np.zeros((len(found), h, w), bool)
+        masks[kept] = chosen.masks[:len(kept)]
+        if len(rest):
+            masks[rest] = segmenter.segment(rgb, boxes=found[rest].xyxy)[0]
+        found, user = found.with_masks(masks), chosen[len(kept):]
+    else:  # SAM 3 found masks from text: the points go with the given boxes
+        user, free = _segment_with_points(segmenter, rgb, user, prompts.points)
+    included = _with_masks(Detections.concat([found[kept], user, free]), (w, h))
     excluded = _with_masks(found[dropped], (w, h))
     attached = _attach(included, _with_masks(found[candidates], (w, h)), attach, info)
     return included, excluded, attached
+
+
+def _segment_with_points(segmenter: Any, rgb: np.ndarray, boxes: Detections,
+                         points: np.ndarray) -> tuple[Detections, Detections]:
+    """``boxes`` with their masks and the points in their prompts, in ONE decoder call; and the
+    object of the points inside no box (empty when there is none)."""
+    h, w = rgb.shape[:2]
+    masks, scores = segmenter.segment(rgb, boxes=boxes.xyxy, points=points)
+    boxed = boxes.with_masks(masks[:len(boxes)])
+    if len(masks) == len(boxes):
+        return boxed, Detections.empty((w, h))
+    box = mask_bbox(masks[-1]) or Window(0, 0, 0, 0)
+    return boxed, Detections([[box.x0, box.y0, box.x1, box.y1]], scores[-1:], ["point"], masks[-1:], (w, h))
 
 
 def _attach(included: Detections, candidates: Detections, attach: Sequence[str], info: dict) -> Detections:
