@@ -86,7 +86,8 @@ class SelectOptions(_Strict):
                                "(the same phrases: --find cat --exclude 'the left cat')")
     box: list[Box] = Field(default_factory=list, description="x0,y0,x1,y1 boxes in pixels (skip detection)")
     point: list[Point] = Field(default_factory=list, description="x,y[,label] points (label 1 include, 0 exclude)")
-    mask: str | None = Field(None, description="a mask image file (255 = selected); skips detection and segmentation")
+    mask: str | dict | None = Field(None, description="a mask image file (255 = selected), or in a recipe the mask "
+                                    "itself as COCO RLE; skips detection and segmentation")
     box_threshold: float | None = Field(None, ge=0, le=1, description="detector score a box needs "
                                         "(the detector's default when omitted)")
     text_threshold: float | None = Field(None, ge=0, le=1, description="score the label's words need "
@@ -133,6 +134,15 @@ class SelectOptions(_Strict):
         if isinstance(v, (str, int, float)) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) for x in v)):
             v = [v]
         return [parse_point(p) for p in v]
+
+    @field_validator("mask")
+    @classmethod
+    def _mask(cls, v: Any) -> Any:
+        """A path, or a COCO RLE ``{"size": [H, W], "counts": "..."}`` (what recipes record)."""
+        if isinstance(v, dict) and not (set(v) == {"size", "counts"} and isinstance(v["counts"], str)
+                                        and isinstance(v["size"], list) and len(v["size"]) == 2):
+            raise ValueError('an embedded mask must be COCO RLE: {"size": [height, width], "counts": "..."}')
+        return v
 
     @field_validator("pick")
     @classmethod

@@ -116,6 +116,27 @@ def test_three_step_recipe_is_reproducible_and_replayable(tiny, cat_rgb, tmp_pat
     assert Image.open(outs[0]).size[0] / Image.open(outs[0]).size[1] == pytest.approx(16 / 9, abs=0.01)
 
 
+def test_a_mask_edit_embeds_the_mask_and_replays_from_any_folder(tmp_path, cat_rgb, monkeypatch):
+    """#10 item 7: the recipe holds the mask itself (COCO RLE), not a path relative to where it ran."""
+    first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
+    first.mkdir()
+    elsewhere.mkdir()
+    Image.fromarray(cat_rgb).save(first / "cat.png")
+    hole = np.zeros(cat_rgb.shape[:2], np.uint8)
+    hole[100:160, 200:300] = 255
+    Image.fromarray(hole).save(first / "hole.png")
+    monkeypatch.chdir(first)
+    result = _cli("remove", "cat.png", "--mask", "hole.png", "--remover", "telea", "-o", "out.png")
+    assert result.exit_code == 0, result.output
+    embedded = json.loads(read_png_metadata(first / "out.png")["promptpaint"])["edits"][0]
+    assert np.array_equal(rle.decode(embedded["mask"]), hole == 255)
+    monkeypatch.chdir(elsewhere)
+    (first / "hole.png").unlink()  # nothing but the output PNG is needed to replay
+    result = _cli("run", first / "cat.png", "--from-image", first / "out.png", "-o", "again.png")
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "again.png").read_bytes() == (first / "out.png").read_bytes()
+
+
 def test_alpha_is_restored(tiny, tmp_path, cat_rgb):
     rgba = np.dstack([cat_rgb, np.full(cat_rgb.shape[:2], 200, np.uint8)])
     src = tmp_path / "rgba.png"

@@ -132,6 +132,8 @@ def test_what_an_entry_reports_is_read_again_on_replay():
     ({"edits": [{"op": "blur"}]}, "recipe edit 1 (blur): op must be one of replace, remove, outpaint, got 'blur'"),
     ({"edits": [{"op": "remove", "box": BOX, "bogus": 2}]}, "recipe edit 1 (remove): --bogus: unknown option"),
     ({"edits": [{"op": "remove", "box": BOX}], "steps": 0}, "recipe edit 1 (remove): --steps: Input should be"),
+    ({"edits": [{"op": "remove", "mask": {"size": [4]}}]},
+     'recipe edit 1 (remove): --mask: an embedded mask must be COCO RLE: {"size": [height, width], "counts": "..."}'),
     ("[1, 2]", "a recipe must be a mapping with an 'edits' list"),
     ("just words", "a recipe must be a mapping with an 'edits' list"),
     ("edits: [", "recipe is not valid YAML/JSON: "),

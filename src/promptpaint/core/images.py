@@ -355,8 +355,9 @@ def _one_line(exc: object) -> str:
 # masks
 
 
-def load_mask(src: ImageSource, size: tuple[int, int], *, max_pixels: int | None = None) -> np.ndarray:
-    """Read a user mask as bool (H, W) that must be exactly ``size`` = (width, height).
+def load_mask(src: ImageSource | dict, size: tuple[int, int], *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a user mask (a file, an image, a 2-D array, or COCO RLE) as bool (H, W) that must be
+    exactly ``size`` = (width, height).
 
     A mask whose RGB is one flat colour but whose alpha varies is an alpha mask (the usual
     "painted transparency" export); otherwise luminance decides. Threshold: value > 127. Masks
@@ -366,6 +367,14 @@ def load_mask(src: ImageSource, size: tuple[int, int], *, max_pixels: int | None
     if isinstance(src, np.ndarray) and src.ndim == 2 and _is_binary_array(src):
         mask = src.astype(bool)
         name = "<array>"
+    elif isinstance(src, dict):  # COCO RLE, as recipes embed a mask
+        from promptpaint.core import rle
+
+        try:
+            mask = rle.decode(src)
+        except Exception as error:  # noqa: BLE001
+            raise InvalidOptionError(f"the embedded mask is not valid COCO RLE: {error}") from None
+        name = "<embedded>"
     else:
         loaded = load_image(src, max_pixels=max_pixels)
         mask = _mask_values(loaded.rgb, loaded.alpha) > 127

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from promptpaint.core import rle
 from promptpaint.core.images import LoadedImage
 from promptpaint.core.types import EditResult, Progress, Segmentation
 from promptpaint.errors import UnsupportedOperationError
@@ -74,6 +75,10 @@ class EditJob:
         if seg.info.get("missing"):  # for the reader (and the front ends' warning); a replay ignores it
             self.used["missing"] = seg.info["missing"]
         self.notes += seg.info.get("clamped", [])
+        if self.mask is not None or edit.mask is not None:
+            # The recipe holds the mask itself (the selection's one instance is the user's mask as
+            # read), not a file name that means nothing in another folder or after an upload.
+            self.used["mask"] = rle.encode(seg.detections.masks[0])
         return seg
 
     def generator(self) -> Inpainter:
