@@ -166,6 +166,60 @@ def test_errors_are_one_line_and_write_nothing(tiny, cat_png, tmp_path, args, me
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["replace", "{folder}", "--find", "cat", "--prompt", "x"],
+     "error: Invalid value for 'IMAGE': File '{folder}' is a directory. (see 'promptpaint replace --help')"),
+    (["replace"], "error: Missing argument 'IMAGE'. (see 'promptpaint replace --help')"),
+    (["segment", "{image}", "--bogus"],
+     "error: No such option '--bogus'. Did you mean '--box'? (see 'promptpaint segment --help')"),
+    (["frobnicate"], "error: No such command 'frobnicate'. (see 'promptpaint --help')"),
+])
+def test_usage_errors_are_one_line(tmp_path, cat_png, args, message):
+    """#10 item 9: click printed Usage/Try/Error over four lines."""
+    args = [a.format(folder=tmp_path, image=cat_png) for a in args]
+    proc, _ = _run(*args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == message.format(folder=tmp_path), proc.stderr
+
+
+def test_float16_on_the_cpu_is_one_line_before_any_model_loads(tiny, cat_png, tmp_path):
+    """#10 item 9: diffusers warned three times (once per component) and then ran or failed."""
+    proc, _ = _run("replace", cat_png, "--box", "10,10,60,60", "--prompt", "a dog", "--segmenter", tiny["sam"],
+                   "--inpainter", tiny["sd-inpaint"], "--device", "cpu", "--dtype", "float16", "-o", tmp_path / "o.png")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --dtype float16 needs a GPU (cuda or mps); on the CPU use float32 or bfloat16"
+
+
+def test_warnings_for_a_clamped_box_and_a_whole_image_edit_are_one_line_each(tiny, cat_png, cat_rgb, tmp_path):
+    seg = CliRunner().invoke(main, ["segment", str(cat_png), "--box", "300,200,600,400", "--segmenter",
+                                    str(tiny["sam"]), "-o", str(tmp_path / "seg")])
+    assert seg.exit_code == 0, seg.output
+    clamped = "--box 300,200,600,400 reaches outside the 451x300 image: clamped to 300,200,451,300"
+    assert seg.stderr == f"warning: {clamped}\n"
+    assert json.loads((tmp_path / "seg" / "detections.json").read_text())["clamped"] == [clamped]
+    everything = tmp_path / "all.png"
+    Image.fromarray(np.full(cat_rgb.shape[:2], 255, np.uint8)).save(everything)
+    replaced = CliRunner().invoke(main, ["replace", str(cat_png), "--mask", str(everything), "--prompt", "a beach",
+                                         "--inpainter", str(tiny["sd-inpaint"]), "--steps", "1", "-o",
+                                         str(tmp_path / "r.png")])
+    assert replaced.exit_code == 0, replaced.output
+    assert replaced.stderr == "warning: the edit covers the whole image: nothing of the original is kept\n"
+    removed = CliRunner().invoke(main, ["remove", str(cat_png), "--mask", str(everything), "--remover", "telea",
+                                        "-o", str(tmp_path / "x.png")])
+    assert removed.exit_code == 2 and removed.output.count("\n") == 1
+    assert "covers the whole image: a removal has nothing left to fill" in removed.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--box", "600,10,700,100"], "--box 600,10,700,100 lies entirely outside the 451x300 image"),
+    (["--point", "10,10,0"], "--point: no positive point (x,y,1) and no --box or --find: nothing to select"),
+])
+def test_prompts_selecting_nothing_fail_in_one_line_before_any_model_loads(cat_png, tmp_path, args, message):
+    result = CliRunner().invoke(main, ["remove", str(cat_png), *args, "--segmenter", "/no/such/segmenter",
+                                       "-o", str(tmp_path / "o.png")])
+    assert result.exit_code == 2 and result.output == f"error: {message}\n"
+
+
 def test_output_never_overwrites_input_or_existing(tiny, cat_png, tmp_path):
     before = cat_png.read_bytes()
     args = ["remove", str(cat_png), "--box", "1,1,30,30", "--segmenter", str(tiny["sam"]), "--remover", "telea"]

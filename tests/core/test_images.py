@@ -387,6 +387,17 @@ def test_pillow_decompression_bomb_becomes_image_too_large(monkeypatch):
     _assert_one_line(exc)
 
 
+def test_an_image_over_pillows_own_guard_names_one_limit(tmp_path):
+    """#10 item 9: past twice Pillow's MAX_IMAGE_PIXELS its guard fires before ours; the message
+    said "exceeds limit of 178956970 pixels ...; the limit is 64,000,000 pixels"."""
+    path = tmp_path / "huge.png"
+    path.write_bytes(_big_truncated_png(20000, 10000))
+    with pytest.raises(ImageTooLargeError) as exc:
+        load_image(path)
+    assert _assert_one_line(exc) == (f"image too large: {path} has 200,000,000 pixels, over the limit of "
+                                     "64,000,000; set PROMPTPAINT_MAX_PIXELS to raise it")
+
+
 def _truncated_jpeg() -> bytes:
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     data = encode_image(noise, format="JPEG")

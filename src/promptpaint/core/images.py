@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import os
 import stat
 import tempfile
@@ -200,9 +201,12 @@ def _open_image(stream: IO[bytes], limit: int, name: str) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check follows
             return Image.open(stream)
     except Image.DecompressionBombError as exc:
+        # Pillow's own guard (twice its MAX_IMAGE_PIXELS) fired before ours could: name our limit
+        # only, not Pillow's too (two limits in one message contradict each other).
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f" has {int(found.group(1)):,} pixels," if found else " is"
         raise ImageTooLargeError(
-            f"image too large: {name} ({_one_line(exc)}); the limit is {limit:,} pixels, "
-            f"set {MAX_PIXELS_ENV} to raise it"
+            f"image too large: {name}{size} over the limit of {limit:,}; set {MAX_PIXELS_ENV} to raise it"
         ) from None
     except UnidentifiedImageError:
         raise ImageLoadError(f"not an image (or unsupported format): {name}") from None

@@ -114,7 +114,13 @@ class Pipeline:
         and name every missing one in ONE error with the ``promptpaint models fetch`` command that
         fixes it (where the hub is reachable they are downloaded first). A missing model then fails
         in about a second instead of after minutes of other work."""
-        registry.require(_sam3_finds_itself(needed).items(), half=self._runs_half)
+        refs = registry.require(_sam3_finds_itself(needed).items(), half=self._runs_half)
+        if self.models.dtype == "float16":  # refused in one line here, not after minutes of work
+            from promptpaint.backends.inpainters import INPAINTERS
+            from promptpaint.backends.runtime import check_dtype
+
+            fp16_safe = all(INPAINTERS[ref.family].fp16_safe for ref in refs if ref.family in INPAINTERS)
+            check_dtype("float16", self.device, fp16_safe)
 
     def needed_models(self, command: str, values: dict[str, Any] | None = None, *,
                       mask_given: bool = False) -> dict[str, str]:
