@@ -8,7 +8,7 @@ import pytest
 
 from promptpaint.backends import registry
 from promptpaint.backends.registry import folder_on_disk, require, resolve
-from promptpaint.errors import ModelLoadError
+from promptpaint.errors import InvalidOptionError, ModelLoadError
 
 DEFAULT_NEEDS = [("detector", "gdino-tiny"), ("segmenter", "sam-b"), ("inpainter", "sd15")]
 
@@ -47,8 +47,10 @@ def test_a_hub_id_reads_its_config_from_the_hub_when_online(fake_hub):
 def test_wrong_kind_unknown_alias_and_missing_folder(tiny):
     with pytest.raises(ModelLoadError, match="is a sam model and cannot be used as the inpainter"):
         resolve(str(tiny["sam"]), registry.INPAINTER_FAMILIES, "inpainter")
-    with pytest.raises(ModelLoadError, match=r"neither a known alias \(gdino-tiny, gdino-base, owlv2, sam3\)"):
+    with pytest.raises(InvalidOptionError) as typo:  # #10 item 9: exit 2, and only this role's aliases
         resolve("gdino-tinyy", registry.DETECTOR_FAMILIES, "detector")
+    assert str(typo.value) == ("unknown detector 'gdino-tinyy': did you mean 'gdino-tiny'? detector aliases are "
+                               "gdino-tiny, gdino-base, owlv2, sam3 (or give a hub id owner/name or a folder)")
     with pytest.raises(ModelLoadError, match="nor an existing folder") as raised:
         resolve("./models/my-sam", role="segmenter")
     assert raised.value.missing == ["./models/my-sam"]

@@ -182,6 +182,14 @@ def test_usage_errors_are_one_line(tmp_path, cat_png, args, message):
     assert proc.stderr.strip() == message.format(folder=tmp_path), proc.stderr
 
 
+def test_an_unknown_alias_exits_2_with_did_you_mean_among_that_roles_aliases(cat_png, tmp_path):
+    result = CliRunner().invoke(main, ["remove", str(cat_png), "--box", "1,1,30,30", "--remover", "lamma",
+                                       "-o", str(tmp_path / "o.png")])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: unknown remover 'lamma': did you mean 'lama'? remover aliases are ")
+    assert result.output.count("\n") == 1 and "sam-b" not in result.output and "gdino-tiny" not in result.output
+
+
 def test_float16_on_the_cpu_is_one_line_before_any_model_loads(tiny, cat_png, tmp_path):
     """#10 item 9: diffusers warned three times (once per component) and then ran or failed."""
     proc, _ = _run("replace", cat_png, "--box", "10,10,60,60", "--prompt", "a dog", "--segmenter", tiny["sam"],

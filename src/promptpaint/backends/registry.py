@@ -27,7 +27,7 @@ from promptpaint.backends import fetch
 from promptpaint.backends.catalog import CATALOGUE, ModelEntry, aliases_for
 from promptpaint.backends.families import (FAMILIES, UnknownFamily, families_for, family_from_config,
                                            family_from_model_index, family_of_folder)
-from promptpaint.errors import ModelLoadError
+from promptpaint.errors import InvalidOptionError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +95,26 @@ def resolve(name: str, allowed: tuple[str, ...] | None = None, role: str = "mode
     else:  # a path-like name is a folder that is missing (named with the others by `require`)
         known = aliases_for(role) if role in _ROLE_NAMES else list(CATALOGUE)
         folder = name.startswith((".", "/", "~")) or "/" in name or "\\" in name
+        if not folder:  # a mistyped alias: a usage error, answered with this role's aliases only
+            raise InvalidOptionError(unknown_alias(name, role, known))
         raise ModelLoadError(f"{role} {name!r} is neither a known alias ({', '.join(known)}), "
-                             "a hub id (owner/name) nor an existing folder", [name] if folder else [])
+                             "a hub id (owner/name) nor an existing folder", [name])
     if allowed is not None and ref.family not in allowed:
         raise ModelLoadError(f"{name!r} is a {ref.family} model and cannot be used as the {role}")
     return ref
 
 
 _ROLE_NAMES = {role for family in FAMILIES.values() for role in family.roles}
+
+
+def unknown_alias(name: str, role: str, known: list[str]) -> str:
+    """One line for a name that is no alias of ``role``, offering the closest of its aliases."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return (f"unknown {role} {name!r}: {guess}{role} aliases are {', '.join(known)} "
+            "(or give a hub id owner/name or a folder)")
 
 
 def _allowed(role: str) -> tuple[str, ...] | None:
@@ -230,7 +242,7 @@ def known_family(name: str) -> str | None:
     """A model's family when it can be told without the hub (alias, folder, cached hub id), else None."""
     try:
         return resolve(name).family
-    except ModelLoadError:
+    except (ModelLoadError, InvalidOptionError):
         return None
 
 
