@@ -530,6 +530,26 @@ def test_detect_answers_with_the_thresholds_used(client, photo_png):
     assert data["detector"] == client.app.state.server.pipeline.detector().model_id
 
 
+def test_segment_and_edit_answers_record_the_detectors_default_thresholds(client, photo_png, monkeypatch):
+    """#10 item 4: no threshold given -> the detector's declared defaults, in the answers too."""
+    detector = client.app.state.server.pipeline.detector()
+    monkeypatch.setattr(type(detector), "default_box_threshold", 0.0)  # loose enough for random weights
+    monkeypatch.setattr(type(detector), "default_text_threshold", 0.0)
+    seg = post(client, "/v1/segment", photo_png, {"find": "cat"}).json()
+    assert (seg["box_threshold"], seg["text_threshold"], seg["detector"]) == (0.0, 0.0, detector.model_id)
+    edit = post(client, "/v1/replace?format=json", photo_png, {"find": "cat", "prompt": "a dog", "steps": 1,
+                                                               "seed": 2}).json()
+    entry = edit["recipe"]["edits"][0]
+    assert (entry["box_threshold"], entry["text_threshold"]) == (0.0, 0.0)
+
+
+def test_a_box_partly_outside_the_image_is_clamped_and_the_answer_says_so(client, photo_png):
+    data = post(client, "/v1/segment", photo_png, {"box": "100,80,400,300"}).json()
+    assert data["clamped"] == ["--box 100,80,400,300 reaches outside the 160x128 image: clamped to 100,80,160,128"]
+    refused = post(client, "/v1/segment", photo_png, {"box": "200,10,300,50"})
+    assert refused.status_code == 422 and refused.json()["detail"] == "--box 200,10,300,50 lies entirely outside the 160x128 image"
+
+
 # ------------------------------------------------------------------------------------ which one (#13)
 @pytest.fixture(scope="module")
 def owl_client(tiny):
