@@ -35,7 +35,7 @@ def test_serve_command_wiring(tiny, monkeypatch):
     finally:
         state.close()
     bad = CliRunner().invoke(main, ["serve", "--allow-model", "no-such-model"])
-    assert bad.exit_code == 4 and "error: " in bad.output
+    assert bad.exit_code == 2 and "error: unknown allowed model 'no-such-model'" in bad.output  # a typo: exit 2
 
 
 def test_cli_help_imports_no_server_stack():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from promptpaint import operations
+from promptpaint.core import rle
 from promptpaint.errors import InvalidOptionError
 from promptpaint.operations.outpaint import OutpaintEdit
 from promptpaint.operations.remove import RemoveEdit
@@ -58,7 +59,7 @@ def test_a_new_operation_is_dispatched_by_name_everywhere(blackout_operation, ca
     result = pipe.blackout(cat_rgb, mask=mask, level=7, seed=1)
     assert np.array_equal((result.image != cat_rgb).any(axis=-1), mask & (cat_rgb != 7).any(axis=-1))
     assert (result.image[mask] == 7).all()
-    assert result.recipe == {"op": "blackout", "level": 7, "dilate": 0, "seed": 1}
+    assert result.recipe == {"op": "blackout", "level": 7, "dilate": 0, "seed": 1, "mask": rle.encode(mask)}
     as_dict = pipe.edit(cat_rgb, {"op": "blackout", "level": 7, "seed": 1}, mask=mask)
     assert np.array_equal(as_dict.image, result.image)
     Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "hole.png")
