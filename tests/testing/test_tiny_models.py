@@ -354,3 +354,20 @@ def test_lama_onnx(folders):
         (y,) = session.run(None, {"input": x})
         assert y.shape == (1, 3, height, width) and y.dtype == np.float32
         assert 0.0 <= y.min() and y.max() <= 1.0
+
+
+def test_vitmatte(folders, image):
+    from transformers import AutoProcessor, VitMatteForImageMatting
+
+    processor = AutoProcessor.from_pretrained(folders["vitmatte"])
+    model = VitMatteForImageMatting.from_pretrained(folders["vitmatte"]).eval()
+    assert type(processor).__name__ == "VitMatteImageProcessor"
+    trimap = Image.new("L", (W, H), 0)
+    trimap.paste(128, (10, 5, 70, 50))
+    trimap.paste(255, (25, 15, 55, 40))
+    inputs = processor(images=image, trimaps=trimap, return_tensors="pt")
+    assert inputs.pixel_values.shape == (1, 4, 64, 96)  # RGB + trimap, padded to multiples of 32
+    with torch.no_grad():
+        alphas = model(**inputs).alphas
+    assert alphas.shape == (1, 1, 64, 96)
+    assert float(alphas.std()) > 0.02, "alphas spread over (0, 1): windowing mistakes would show"

@@ -1,7 +1,7 @@
 """Tiny, randomly initialised models for offline tests.
 
 Every model promptpaint loads in production has a tiny twin here: the SAME classes (Grounding DINO,
-OWLv2, SAM, SAM 2, SAM 3, Stable Diffusion 1.5 / SDXL inpainting, FLUX.1 Fill, LaMa as ONNX) with at
+OWLv2, SAM, SAM 2, SAM 3, Stable Diffusion 1.5 / SDXL inpainting, FLUX.1 Fill, LaMa as ONNX, ViTMatte) with at
 most a couple of million parameters instead of hundreds of millions (about 21 MB for the whole kit),
 written to a folder with `save_pretrained` (safetensors) so that tests load them through the very
 loaders production uses::
@@ -50,6 +50,7 @@ __all__ = [
     "build_sam3_full",
     "build_sd_inpaint",
     "build_sdxl_inpaint",
+    "build_vitmatte",
     "is_complete",
     "main",
 ]
@@ -782,6 +783,50 @@ def _lama_fixed_interface(network: list, size: int) -> tuple[list, list, list]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Matting
+# --------------------------------------------------------------------------------------------------
+
+
+@_seeded_and_quiet
+def build_vitmatte(folder: Path) -> Path:
+    """VitMatteImageProcessor + VitMatteForImageMatting (tiny ViTDet backbone, patch 16 like the real
+    one, so the 4 fusion blocks still upsample back to full size).
+
+    Default initialisation leaves every alpha at 0.5 (the BatchNorm scales start near 0), which would
+    hide mistakes in windowing; the convolutions get He initialisation and unit BatchNorm scales so
+    that alphas spread over (0, 1)."""
+    from torch import nn
+    from transformers import VitDetConfig, VitMatteConfig, VitMatteForImageMatting, VitMatteImageProcessor
+
+    backbone = VitDetConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_ratio=2,
+        num_channels=4,  # RGB + trimap
+        image_size=64,
+        pretrain_image_size=64,
+        patch_size=16,
+        window_size=2,
+        window_block_indices=[0],  # block 1 attends globally, as every third block of the real one
+        residual_block_indices=[1],
+        use_relative_position_embeddings=True,
+        out_features=["stage2"],
+    )
+    config = VitMatteConfig(backbone_config=backbone, hidden_size=32, convstream_hidden_sizes=[8, 16, 16],
+                            fusion_hidden_sizes=[16, 16, 8, 8])
+    model = VitMatteForImageMatting(config).eval()
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+    model.save_pretrained(folder, safe_serialization=True)
+    VitMatteImageProcessor().save_pretrained(folder)
+    return folder
+
+
+# --------------------------------------------------------------------------------------------------
 # Building a set of folders
 # --------------------------------------------------------------------------------------------------
 
@@ -795,6 +840,7 @@ BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "sdxl-inpaint": build_sdxl_inpaint,
     "flux-fill": build_flux_fill,
     "lama": build_lama,
+    "vitmatte": build_vitmatte,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(BUILDERS)
 
