@@ -110,6 +110,10 @@ CATALOGUE: dict[str, ModelEntry] = {e.alias: e for e in (
                "sizes: recorded listing (lama.onnx approximate)"),
     ModelEntry("telea", None, "telea", 0, APACHE, "OpenCV's cv2.inpaint (INPAINT_TELEA), part of "
                "opencv-python-headless (Apache-2.0): nothing to download"),
+    # Matting
+    ModelEntry("vitmatte", "hustvl/vitmatte-small-composition-1k", "vitmatte", 103_300_000, APACHE,
+               _CARD.format("hustvl/vitmatte-small-composition-1k") + "; 25.8M parameters in fp32 (the "
+               "published config built with random weights: model.safetensors 103,294,572 B)", approximate=True),
 )}
 
 

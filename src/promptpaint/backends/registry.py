@@ -38,6 +38,7 @@ DETECTOR_FAMILIES = families_for("detector")
 SEGMENTER_FAMILIES = families_for("segmenter")
 INPAINTER_FAMILIES = families_for("inpainter")
 REMOVER_FAMILIES = families_for("remover")
+MATTER_FAMILIES = families_for("matting")
 
 #: why a path-like name is missing (the words of resolve's error)
 NO_FOLDER = "neither a known alias, a hub id (owner/name) nor an existing folder"
