@@ -14,7 +14,9 @@ weights' values) and written once with ``save_pretrained`` so that both sides lo
 - ``sdxl-inpaint`` (only with ``--sdxl``, 2.6B-parameter UNet): diffusers/stable-diffusion-xl-1.0-inpainting-0.1;
 - ``lama``: big-lama (51M parameters) as the public ONNX export Carve/LaMa-ONNX ``lama_fp32.onnx``
   (fixed 512x512, inputs ``image`` and ``mask``), promptpaint's default remover (see
-  :mod:`benchmarks.big_lama`).
+  :mod:`benchmarks.big_lama`);
+- ``vitmatte`` (the matting benchmark, :mod:`benchmarks.matting`): hustvl/vitmatte-small-composition-1k
+  (ViTDet-S backbone: 384 wide, 12 blocks, windowed attention except in blocks 2, 5, 8 and 11).
 
 Tokenizers come from the tiny kit (small vocabularies, built offline); every id they produce is
 below the full vocabulary size, and SD's text encoder always sees 77 tokens, so the compute is the
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 #: Bump a model's version when its builder changes: only that model's folder is then rebuilt.
-MODEL_VERSIONS = {"grounding-dino": 1, "sam": 1, "sd-inpaint": 1, "sdxl-inpaint": 1, "lama": 1}
+MODEL_VERSIONS = {"grounding-dino": 1, "sam": 1, "sd-inpaint": 1, "sdxl-inpaint": 1, "lama": 1, "vitmatte": 1}
 MARKER_FILE = "bench-model.json"
 SEED = 0
 
@@ -45,7 +47,7 @@ def tiny_folders(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
 
     folder = Path(os.environ.get("PROMPTPAINT_TINY_MODELS", cache / "tiny-models"))
     return {k: Path(v) for k, v in build_all(folder, only=["grounding-dino", "sam", "sd-inpaint", "sdxl-inpaint",
-                                                          "lama"]).items()}
+                                                          "lama", "vitmatte"]).items()}
 
 
 def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
@@ -72,6 +74,15 @@ def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
             _build_into(target, build)
         folders[name] = target
     return folders
+
+
+def vitmatte_folder(cache: Path = DEFAULT_CACHE, log: Callable[[str], None] = print) -> Path:
+    """The full-size random ViTMatte-S, built into ``cache/bench-models/vitmatte`` on first use (~100 MB)."""
+    target = cache / "bench-models" / "vitmatte"
+    if not _is_complete(target):
+        log(f"building full-size random vitmatte into {target} (once) ...")
+        _build_into(target, build_vitmatte)
+    return target
 
 
 def _is_complete(folder: Path) -> bool:
@@ -221,3 +232,19 @@ def build_lama_full(folder: Path) -> None:
     from benchmarks.big_lama import export
 
     export(folder / "lama_fp32.onnx")
+
+
+# ---------------------------------------------------------------- matting
+
+def build_vitmatte(folder: Path) -> None:
+    """vitmatte-small-composition-1k: its config.json and preprocessor_config.json, values as published."""
+    from transformers import VitDetConfig, VitMatteConfig, VitMatteForImageMatting, VitMatteImageProcessor
+
+    backbone = VitDetConfig(hidden_size=384, num_attention_heads=6, image_size=512, num_channels=4,
+                            out_features=["stage12"], residual_block_indices=[2, 5, 8, 11],
+                            use_relative_position_embeddings=True, window_block_indices=[0, 1, 3, 4, 6, 7, 9, 10],
+                            window_size=14)
+    config = VitMatteConfig(backbone_config=backbone, hidden_size=384, convstream_hidden_sizes=[48, 96, 192],
+                            fusion_hidden_sizes=[256, 128, 64, 32])
+    VitMatteForImageMatting(config).eval().save_pretrained(folder)
+    VitMatteImageProcessor(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], size_divisor=32).save_pretrained(folder)
