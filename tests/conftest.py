@@ -46,11 +46,12 @@ def cat_png(tmp_path, cat_rgb) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tiny):
-    """A Pipeline wired to the tiny models (Grounding DINO, SAM, SD inpainting, LaMa)."""
+    """A Pipeline wired to the tiny models (Grounding DINO, SAM, SD inpainting, LaMa, ViTMatte)."""
     from promptpaint.pipeline.pipeline import Pipeline
 
     return Pipeline(detector=str(tiny["grounding-dino"]), segmenter=str(tiny["sam"]),
-                    inpainter=str(tiny["sd-inpaint"]), remover=str(tiny["lama"]), device="cpu")
+                    inpainter=str(tiny["sd-inpaint"]), remover=str(tiny["lama"]),
+                    matting=str(tiny["vitmatte"]), device="cpu")
 
 
 @pytest.fixture()

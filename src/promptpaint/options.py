@@ -34,7 +34,11 @@ DEFAULT_MODELS = {
     "segmenter": "sam-b",
     "inpainter": "sd15",
     "remover": "lama",
+    "matting": "vitmatte",
 }
+
+#: the matting "model" that loads nothing: alpha is the feathered mask
+NO_MATTING = "none"
 
 
 def _env(name: str, default: str) -> Any:
@@ -58,6 +62,9 @@ class ModelOptions(_Strict):
                            description="inpainting model (sd15, sdxl, flux-fill), hub id or folder")
     remover: str = Field(default_factory=_env("remover", DEFAULT_MODELS["remover"]),
                          description="remover for plain removal: lama (ONNX), telea (OpenCV, no download), or an inpainter")
+    matting: str = Field(default_factory=_env("matting", DEFAULT_MODELS["matting"]),
+                         description=f"matting model for cutout and replace --matte (vitmatte), hub id or folder; "
+                                     f"{NO_MATTING}: the feathered mask, no model")
     device: Device = Field(default_factory=_env("device", "auto"))
     dtype: DType = Field(default_factory=_env("dtype", "auto"))
     offload: bool = Field(False, description="offload diffusion models to the CPU between steps (small GPUs)")
@@ -213,6 +220,8 @@ class Limits(_Strict):
 
     max_pixels: int | None = Field(None, gt=0, description="largest image, mask or outpaint canvas in pixels "
                                    "(default: $PROMPTPAINT_MAX_PIXELS, else 64,000,000)")
+    read_files: bool = Field(True, description="options may name image files on this machine (cutout "
+                             "--background IMAGE); a server turns it off, so a request never reads its files")
 
     @property
     def pixel_limit(self) -> int:

@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from promptpaint.backends.protocols import Detector, Inpainter, Segmenter
+from promptpaint.backends.protocols import Detector, Inpainter, Matter, Segmenter
 from promptpaint.pipeline.pipeline import Pipeline
 
 
@@ -66,3 +66,13 @@ def test_removers_declare_that_they_take_no_prompt_steps_or_guidance(tiny, pipe,
 
 def test_an_inpainter_can_be_the_remover(tiny, pipe):
     assert pipe.remover(str(tiny["sd-inpaint"])) is pipe.inpainter(str(tiny["sd-inpaint"]))
+
+
+def test_the_matting_model_declares_its_windows(tiny, pipe):
+    matter = pipe.matting(str(tiny["vitmatte"]))
+    check(matter, Matter)
+    assert matter.family == "vitmatte" and matter.multiple == 32 and 0 < matter.overlap < matter.window
+
+
+def test_matting_none_is_no_model(pipe):
+    assert pipe.matting("none") is None and pipe.model("matting", "none") is None

@@ -22,8 +22,8 @@ def test_serve_command_wiring(tiny, monkeypatch):
     started = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.update(app=app, **kwargs))
     args = ["serve", "--detector", str(tiny["grounding-dino"]), "--segmenter", str(tiny["sam"]),
-            "--inpainter", str(tiny["sd-inpaint"]), "--remover", str(tiny["lama"]), "--device", "cpu",
-            "--allow-model", "telea", "--queue-size", "3", "--max-upload-mb", "5"]
+            "--inpainter", str(tiny["sd-inpaint"]), "--remover", str(tiny["lama"]),
+            "--matting", str(tiny["vitmatte"]), "--device", "cpu", "--allow-model", "telea", "--queue-size", "3", "--max-upload-mb", "5"]
     result = CliRunner().invoke(main, args, env={"PROMPTPAINT_TOKEN": "from-env"})
     assert result.exit_code == 0, result.output
     state = started["app"].state.server

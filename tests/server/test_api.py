@@ -58,7 +58,8 @@ def photo_png(photo) -> bytes:
 def make_settings(tiny):
     def make(**overrides) -> ServerSettings:
         models = ModelOptions(detector=str(tiny["grounding-dino"]), segmenter=str(tiny["sam"]),
-                              inpainter=str(tiny["sd-inpaint"]), remover=str(tiny["lama"]), device="cpu")
+                              inpainter=str(tiny["sd-inpaint"]), remover=str(tiny["lama"]),
+                              matting=str(tiny["vitmatte"]), device="cpu")
         return ServerSettings(models=models, **overrides)
 
     return make
@@ -118,9 +119,10 @@ def test_health_models_page_and_docs(client):
     assert health["queue"] == {"running": 0, "waiting": 0, "capacity": 8}
     models = client.get("/v1/models").json()
     loaded = models["loaded"]
-    assert set(loaded) == {"detector", "segmenter", "inpainter", "remover"}
+    assert set(loaded) == {"detector", "segmenter", "inpainter", "remover", "matting"}
     assert models["allowed"]["remover"] == [loaded["remover"], "telea", "sd15"]
     assert models["allowed"]["detector"] == [loaded["detector"]]
+    assert models["allowed"]["matting"] == [loaded["matting"], "none"]  # none loads nothing: always allowed
 
     page = client.get("/")
     assert page.status_code == 200 and "<title>promptpaint</title>" in page.text
@@ -466,7 +468,7 @@ def test_two_concurrent_edits_are_serialised_while_health_answers(client, photo_
 
 # ------------------------------------------------------------------------------------ #11: the registry, one writer, limits
 def test_operations_lists_the_registry(client):
-    listed = client.get("/v1/operations").json()
+    listed = client.get("/v1/operations").json()[:3]  # the built-in ones first, then the others A-Z
     assert [op["name"] for op in listed] == ["replace", "remove", "outpaint"]
     assert [op["takes_selection"] for op in listed] == [True, True, False]
     assert [op["route"] for op in listed] == ["/v1/replace", "/v1/remove", "/v1/outpaint"]

@@ -9,32 +9,18 @@ windows are blended (:mod:`promptpaint.core.alpha`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
-
 import numpy as np
 
 from promptpaint.backends.base import TransformersBackend
+from promptpaint.backends.protocols import Matter
 from promptpaint.backends.registry import ModelRef, cached
 from promptpaint.core import alpha as A
 
-Progress = Callable[[int, int], None]
-
-
-class Matter(Protocol):
-    model_id: str
-    family: str
-    window: int  # the largest side of one window, in photo pixels
-    overlap: int  # how much neighbouring windows share
-    context: int  # pixels around the unknown band the model sees
-    multiple: int  # windows are padded to multiples of this
-
-    def matte(self, image: np.ndarray, trimap: np.ndarray, *, progress: Progress | None = None) -> np.ndarray:
-        """float32 (H, W) alpha in 0..1, meaningful on the trimap's unknown band (128)."""
-        ...
-
 
 class VitMatte(TransformersBackend):
+    """ViTMatte as a :class:`~promptpaint.backends.protocols.Matter`: one processor + model pass
+    per window, the padding cropped off."""
+
     family = "vitmatte"
     window = 1024  # 64x64 tokens: a 4096-token global attention, well inside a CPU's memory
     overlap = 128

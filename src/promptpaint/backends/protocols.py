@@ -92,3 +92,23 @@ class Inpainter(Protocol):
                 progress: Progress | None = None) -> list[np.ndarray]:
         """Repaint the True area of ``mask`` in each image (all of one size); one output per image."""
         ...
+
+
+class Matter(Protocol):
+    """Predicts alpha (how much of each pixel is the subject) in the unknown band of a trimap, at
+    the photo's own resolution (large photos in overlapping windows)."""
+
+    model_id: str
+    family: str
+    #: the largest side of one window, in photo pixels
+    window: int
+    #: how many pixels neighbouring windows share (their predictions are blended there)
+    overlap: int
+    #: pixels around the unknown band the model sees as context
+    context: int
+    #: windows are padded to multiples of this
+    multiple: int
+
+    def matte(self, image: np.ndarray, trimap: np.ndarray, *, progress: Progress | None = None) -> np.ndarray:
+        """float32 (H, W) alpha in 0..1, meaningful on the trimap's unknown band (128)."""
+        ...

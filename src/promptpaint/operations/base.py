@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from promptpaint.errors import InvalidOptionError, UnsupportedOperationError
-from promptpaint.options import EditOptions, ModelOptions, parse_options
+from promptpaint.options import DEFAULT_MODELS, EditOptions, ModelOptions, parse_options
 
 if TYPE_CHECKING:
     from promptpaint.core.images import LoadedImage
@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from promptpaint.pipeline.editing import EditJob
 
 #: recipe keys whose recorded value is what the edit actually used (resolved), not what was given
+MODEL_ROLES = tuple(DEFAULT_MODELS)  # detector, segmenter, inpainter, remover, matting
 RESOLVED_KEYS = ("dilate", "feather", "box_threshold", "text_threshold", "steps", "guidance", "strength",
-                 "detector", "segmenter", "inpainter", "remover")
-MODEL_ROLES = ("detector", "segmenter", "inpainter", "remover")
+                 *MODEL_ROLES)
 
 
 class Operation:
@@ -48,6 +48,9 @@ class Operation:
     generator: ClassVar[str | None] = "inpainter"
     #: it paints what the prompt says, so a prompt-free remover cannot do it
     paints_prompt: ClassVar[bool] = True
+    #: options (of its model, or ModelOptions) it has no use for: hidden from its CLI command and from
+    #: the page's schema; its option model refuses them when given
+    unused_options: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -19,12 +19,13 @@ import numpy as np
 
 from promptpaint import operations
 from promptpaint.backends import registry
-from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, REMOVER_FAMILIES,
-                                           SEGMENTER_FAMILIES)
+from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, MATTER_FAMILIES,
+                                           REMOVER_FAMILIES, SEGMENTER_FAMILIES)
 from promptpaint.core.images import LoadedImage, load_image
 from promptpaint.core.types import Detections, EditResult, Progress, Segmentation
 from promptpaint.errors import InvalidOptionError
-from promptpaint.options import EditOptions, Limits, ModelOptions, SegmentOptions, SelectOptions, parse_options
+from promptpaint.options import (NO_MATTING, EditOptions, Limits, ModelOptions, SegmentOptions, SelectOptions,
+                                 parse_options)
 from promptpaint.pipeline import selection
 from promptpaint.pipeline.batching import Steps, run_alone, run_together
 from promptpaint.pipeline.editing import EditJob
@@ -37,6 +38,7 @@ ROLE_FAMILIES: dict[str, tuple[str, ...]] = {
     "segmenter": SEGMENTER_FAMILIES,
     "inpainter": INPAINTER_FAMILIES,
     "remover": REMOVER_FAMILIES,
+    "matting": MATTER_FAMILIES,
 }
 
 
@@ -103,8 +105,18 @@ class Pipeline:
 
         return load_remover(ref, self.device)
 
+    def matting(self, name: str | None = None):
+        """The matting model (a ``Matter``), or None for ``none`` (the feathered mask, no model)."""
+        name = name or self.models.matting
+        if name == NO_MATTING:
+            return None
+        ref = _available(name, "matting")
+        from promptpaint.backends.matting import load_matter
+
+        return load_matter(ref, self.device, self.models.dtype)
+
     def model(self, role: str, name: str | None = None):
-        """The model of ``role`` (a ModelOptions field: detector, segmenter, inpainter, remover)."""
+        """The model of ``role`` (a ModelOptions field: detector, segmenter, inpainter, remover, matting)."""
         if role not in ROLE_FAMILIES:
             raise InvalidOptionError(f"unknown model role {role!r}; use one of {', '.join(ROLE_FAMILIES)}")
         return getattr(self, role)(name)
@@ -114,6 +126,7 @@ class Pipeline:
         and name every missing one in ONE error with the ``promptpaint models fetch`` command that
         fixes it (where the hub is reachable they are downloaded first). A missing model then fails
         in about a second instead of after minutes of other work."""
+        needed = {role: name for role, name in needed.items() if (role, name) != ("matting", NO_MATTING)}
         refs = registry.require(_sam3_finds_itself(needed).items(), half=self._runs_half)
         if self.models.dtype == "float16":  # refused in one line here, not after minutes of work
             from promptpaint.backends.inpainters import INPAINTERS
@@ -265,11 +278,8 @@ class Pipeline:
         last = results[-1]
         effective = results[0].mask.copy()
         for r in results[1:]:
-            if r.mask.shape != effective.shape:  # outpaint changed the canvas: map the old mask onto it
-                grown = np.zeros_like(r.mask)
-                off = r.info.get("offset", [0, 0])
-                grown[off[1]:off[1] + effective.shape[0], off[0]:off[0] + effective.shape[1]] = effective
-                effective = grown
+            if r.mask.shape != effective.shape:  # outpaint grew the canvas, a cutout cropped it
+                effective = _moved(effective, r.mask.shape, r.info.get("offset", [0, 0]))
             effective = effective | r.mask
         return EditResult(image=last.image, mask=effective, variants=last.variants,
                           recipe={"edits": [r.recipe for r in results]}, alpha=last.alpha,
@@ -297,6 +307,18 @@ def _sam3_finds_itself(needed: dict[str, str]) -> dict[str, str]:
 
 def _fields(model: type, values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in model.model_fields}
+
+
+def _moved(mask: np.ndarray, shape: tuple[int, ...], offset: list[int]) -> np.ndarray:
+    """``mask`` placed with its top-left corner at ``offset`` (x, y; negative where the new canvas
+    is a crop) on a canvas of ``shape``; what falls outside the canvas is dropped."""
+    out = np.zeros(shape, bool)
+    x, y = offset
+    h, w = mask.shape
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, shape[1]), min(y + h, shape[0])
+    if x1 > x0 and y1 > y0:
+        out[y0:y1, x0:x1] = mask[y0 - y:y1 - y, x0 - x:x1 - x]
+    return out
 
 
 def _options(cls, options, kwargs: dict, mask: Any = None):

@@ -9,6 +9,7 @@ from typing import Any
 from promptpaint import __version__
 from promptpaint.backends import registry
 from promptpaint.errors import PromptPaintError
+from promptpaint.options import NO_MATTING
 from promptpaint.pipeline.pipeline import ROLE_FAMILIES, Pipeline
 from promptpaint.server.errors import ModelNotAllowedError
 from promptpaint.server.images import ImageStore
@@ -78,6 +79,8 @@ def allowed_models(settings: ServerSettings) -> dict[str, list[str]]:
     """role -> names a request may use: the loaded default first, then every --allow-model of a
     fitting family. Names are resolved (never loaded) here, so a typo fails at start."""
     allowed: dict[str, list[str]] = {role: [getattr(settings.models, role)] for role in ROLE_FAMILIES}
+    if NO_MATTING not in allowed["matting"]:
+        allowed["matting"].append(NO_MATTING)  # loads nothing
     for name in settings.allow_models:
         family = registry.resolve(name, role="allowed model").family
         roles = [role for role, families in ROLE_FAMILIES.items() if family in families]
