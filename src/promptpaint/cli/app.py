@@ -102,7 +102,7 @@ def _progress_bar():
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @options_from(SegmentOptions, skip=("exclude", "box", "point", "mask", "invert", "fill_holes",
                                     "min_area", "dilate", "detector", "segmenter"))
-@options_from(ModelOptions, skip=("segmenter", "inpainter", "remover", "offload", "compile"))
+@options_from(ModelOptions, skip=(*(r for r in MODEL_ROLES if r != "detector"), "offload", "compile"))
 def detect(image: Path, **values: Any) -> None:
     """Print what the detector finds as JSON (boxes in pixels, scores, labels, thresholds used)."""
     from promptpaint.core.serialize import detect_to_json
@@ -131,7 +131,8 @@ def _warn_missing(missing: list[str]) -> None:
 @main.command()
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @options_from(SegmentOptions, skip=("detector", "segmenter"))
-@options_from(ModelOptions, skip=("inpainter", "remover", "offload", "compile"))
+@options_from(ModelOptions, skip=(*(r for r in MODEL_ROLES if r not in ("detector", "segmenter")), "offload",
+                                  "compile"))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="folder for mask.png, instance PNGs, overlay.png and detections.json")
 @click.option("--overwrite", is_flag=True, help="replace the files of an earlier run in the folder")
@@ -201,7 +202,9 @@ def _warn(notes: list[str]) -> None:
 def _edit_command(operation: Operation) -> click.Command:
     """The command of one operation: its options' fields as flags, the models it may load, -o."""
     hidden = MODEL_ROLES if operation.takes_selection else MODEL_ROLES + tuple(SelectOptions.model_fields)
+    hidden += operation.unused_options
     unused_models = tuple(role for role in MODEL_ROLES if role not in operation.model_roles())
+    unused_models += operation.unused_options
 
     @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
     @options_from(operation.options, skip=hidden)

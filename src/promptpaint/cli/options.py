@@ -15,6 +15,8 @@ _SHORT = {"find": "-f", "prompt": "-p"}
 _METAVARS = {"box": "X0,Y0,X1,Y1", "point": "X,Y[,L]", "mask": "FILE", "aspect": "W:H", "expand": "L,T,R,B",
              "size": "WxH"}
 _AS_TEXT = {"box", "point"}  # parsed by the model's validators, not by click
+#: a field's ``json_schema_extra`` key: the value its flag takes when given without one (``--crop``)
+FLAG_VALUE = "cli_flag_value"
 
 
 def _click_type(annotation: Any) -> tuple[Any, bool, bool]:
@@ -52,6 +54,8 @@ def options_from(model: type[BaseModel], *, skip: tuple[str, ...] = (), show_def
             kwargs: dict[str, Any] = {"help": help_text.strip(), "default": None, "metavar": _METAVARS.get(name)}
             if flag:
                 kwargs.update(is_flag=True, default=None)
+            elif FLAG_VALUE in (field.json_schema_extra or {}):  # the value may be left out: --crop [PAD]
+                kwargs.update(type=ctype, is_flag=False, flag_value=field.json_schema_extra[FLAG_VALUE])
             else:
                 kwargs.update(type=ctype, multiple=multiple)
                 if multiple:

@@ -70,7 +70,7 @@ def operation_json(operation: Operation) -> dict[str, Any]:
     """What the page needs to offer an operation: its name, a summary, whether it edits a
     selection (takes find/box/point/a mask upload), and its options' JSON schema."""
     schema = operation.options.model_json_schema()
-    for name in ("op", "mask"):  # the op is the route; masks come only as uploads
+    for name in ("op", "mask", *operation.unused_options):  # the op is the route; masks come only as uploads
         schema["properties"].pop(name, None)
     return {"name": operation.name, "summary": operation.summary(), "takes_selection": operation.takes_selection,
             "route": f"/v1/{operation.name}", "options": schema}

@@ -31,8 +31,9 @@ class ServerSettings(BaseModel):
 
     @property
     def limits(self) -> Limits:
-        """The limits the server's Pipeline applies to every image, mask and outpaint canvas."""
-        return Limits(max_pixels=self.max_pixels)
+        """The limits the server's Pipeline applies to every image, mask and outpaint canvas; no
+        option of a request may name a file on the server."""
+        return Limits(max_pixels=self.max_pixels, read_files=False)
 
     @property
     def max_upload_bytes(self) -> int:
