@@ -72,8 +72,8 @@ def test_point_syntax(value, expected):
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"op": "paint"}, "op must be one of replace, remove, outpaint, got 'paint'"),
-    ({}, "op must be one of replace, remove, outpaint, got None"),
+    ({"op": "paint"}, "op must be one of replace, remove, outpaint, cutout, got 'paint'"),
+    ({}, "op must be one of replace, remove, outpaint, cutout, got None"),
     ({"op": "replace", "find": "fox"}, "replace needs --prompt (what to paint)"),
     ({"op": "replace", "find": "fox", "prompt": "   "}, "replace needs --prompt (what to paint)"),
     ({"op": "replace", "prompt": "x"}, "replace needs --find, --keep, --box, --point or --mask"),

@@ -129,7 +129,7 @@ def test_what_an_entry_reports_is_read_again_on_replay():
     ({"edits": [3]}, "recipe edit 1: must be a mapping with an 'op'"),
     ({"edits": [{"op": "remove", "box": BOX}, {"op": "remove"}]},
      "recipe edit 2 (remove): remove needs --find, --box, --point or --mask"),
-    ({"edits": [{"op": "blur"}]}, "recipe edit 1 (blur): op must be one of replace, remove, outpaint, got 'blur'"),
+    ({"edits": [{"op": "blur"}]}, "recipe edit 1 (blur): op must be one of replace, remove, outpaint, cutout, got 'blur'"),
     ({"edits": [{"op": "remove", "box": BOX, "bogus": 2}]}, "recipe edit 1 (remove): --bogus: unknown option"),
     ({"edits": [{"op": "remove", "box": BOX}], "steps": 0}, "recipe edit 1 (remove): --steps: Input should be"),
     ({"edits": [{"op": "remove", "mask": {"size": [4]}}]},
