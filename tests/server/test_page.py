@@ -74,7 +74,8 @@ def server(tiny, tmp_path_factory):
     env.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     command = [sys.executable, "-m", "promptpaint", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--detector", str(tiny["grounding-dino"]), "--segmenter", str(tiny["sam"]),
-               "--inpainter", str(tiny["sd-inpaint"]), "--remover", str(tiny["lama"]), "--device", "cpu"]
+               "--inpainter", str(tiny["sd-inpaint"]), "--remover", str(tiny["lama"]),
+               "--matting", str(tiny["vitmatte"]), "--device", "cpu"]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
@@ -436,6 +437,37 @@ def test_history_survives_a_reload_and_continue_chains_a_second_edit(editor, pho
     # Replay runs the recipe again on the result's own input: the same pixels.
     editor.by("history-replay").click()
     expect(editor.by("status")).to_have_attribute("data-replay", "same", timeout=90_000)
+
+
+def test_cutout_from_its_button_gives_a_transparent_result(editor, photo):
+    """Cut out is offered from the registry like any operation; its result is RGBA: the erased
+    stroke is transparent, the rest of the (tiny SAM's whole-photo) selection opaque."""
+    editor.open(photo)
+    editor.find("cat")
+    editor.by("tool-erase").click()
+    editor.by("brush-size").fill("60")
+    x0, y = editor.screen(90, 150)
+    x1, _ = editor.screen(360, 150)
+    editor.page.mouse.move(x0, y)
+    editor.page.mouse.down()
+    editor.page.mouse.move(x1, y, steps=8)
+    editor.page.mouse.up()
+    editor.settle()
+    editor.by("op-cutout").click()
+    expect(editor.by("prompt-input")).to_have_count(0)  # it paints nothing: no prompt, seed or steps
+    expect(editor.by("background-input")).to_be_visible()
+    editor.by("run").click()
+    editor.page.wait_for_function("() => !document.getElementById('view-result').hidden"
+                                  " || document.getElementById('status').classList.contains('error')", timeout=90_000)
+    assert "error" not in editor.by("status").get_attribute("class"), editor.by("status").text_content()
+    editor.page.wait_for_function("() => document.getElementById('after').naturalWidth > 0")
+    alphas = editor.page.evaluate("""(points) => { const el = document.getElementById('after');
+        const c = Object.assign(document.createElement('canvas'), {width: el.naturalWidth, height: el.naturalHeight});
+        const ctx = c.getContext('2d'); ctx.drawImage(el, 0, 0);
+        return points.map(([x, y]) => ctx.getImageData(x, y, 1, 1).data[3]); }""", [[225, 150], [10, 10]])
+    assert alphas == [0, 255]
+    expect(editor.by("history-0")).to_contain_text("Cut out")
+    editor.shot("12-cutout")
 
 
 def test_new_background_sends_what_the_user_chose(editor, photo, server):
