@@ -101,7 +101,7 @@ class Server:
         command = [sys.executable, "-m", "promptpaint", "serve", "--host", "127.0.0.1", "--port",
                    self.url.rsplit(":", 1)[1], "--detector", str(folders["grounding-dino"]),
                    "--segmenter", str(folders["sam"]), "--inpainter", str(folders["sd-inpaint"]),
-                   "--remover", "telea", "--device", "cpu", "--max-upload-mb", "200"]
+                   "--remover", "telea", "--matting", "none", "--device", "cpu", "--max-upload-mb", "200"]
         self.log = log
         with open(log, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
