@@ -291,3 +291,22 @@ def test_batch_cuts_out_every_photo(tiny, cat_rgb, tmp_path):
     assert done.exit_code == 0, done.output
     outputs = sorted(Path(tmp_path / "out").glob("*.png"))
     assert len(outputs) == 2 and all(Image.open(p).size == (160, 120) for p in outputs)
+
+
+def test_models_check_and_preflight_know_cutout_needs_the_matting_model(fake_hub, tiny):
+    from click.testing import CliRunner
+
+    from promptpaint.cli.app import main
+
+    pipe = Pipeline()
+    assert pipe.needed_models("cutout", {"box": ["1,2,3,4"]}) == {"segmenter": "sam-b", "matting": "vitmatte"}
+    assert pipe.needed_models("cutout", {"box": ["1,2,3,4"], "matting": "none"}) == {"segmenter": "sam-b"}
+    assert pipe.needed_models("replace", {"keep": ["shoe"], "matte": True})["matting"] == "vitmatte"
+    assert "matting" not in pipe.needed_models("replace", {"keep": ["shoe"]})
+    missing = CliRunner().invoke(main, ["models", "check", "--for", "cutout", "--box", "1,1,9,9",
+                                        "--segmenter", str(tiny["sam"])])
+    assert missing.exit_code == 4 and "matting vitmatte (hustvl/vitmatte-small-composition-1k)" in missing.stderr
+    assert "`promptpaint models fetch vitmatte`" in missing.stderr
+    ok = CliRunner().invoke(main, ["models", "check", "--for", "cutout", "--box", "1,1,9,9", "--segmenter",
+                                   str(tiny["sam"]), "--matting", "none"])
+    assert ok.exit_code == 0, ok.output

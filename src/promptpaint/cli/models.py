@@ -16,9 +16,9 @@ import click
 from promptpaint import operations
 from promptpaint.cli.options import given, options_from
 from promptpaint.errors import InvalidOptionError
-from promptpaint.options import ModelOptions
+from promptpaint.options import DEFAULT_MODELS, NO_MATTING, ModelOptions
 
-MODEL_ROLES = ("detector", "segmenter", "inpainter", "remover")
+MODEL_ROLES = tuple(DEFAULT_MODELS)  # detector, segmenter, inpainter, remover, matting
 #: what --for accepts: every operation (replace, remove, outpaint, ...), segment and detect
 COMMANDS = [*operations.names(), "segment", "detect"]
 #: lets `--for COMMAND` be followed by that command's own options (parsed by its own flags)
@@ -43,7 +43,8 @@ def _needs(ctx: click.Context, command: str | None, args: tuple[str, ...], value
             raise InvalidOptionError(f"no such option {unknown[0]} (a command's options come after --for COMMAND)")
         return [(CATALOGUE[name].roles[0] if name in CATALOGUE else "model", name) for name in args]
     pipe = Pipeline(**models)
-    return [(role, getattr(pipe.models, role)) for role in MODEL_ROLES]
+    return [(role, getattr(pipe.models, role)) for role in MODEL_ROLES
+            if (role, getattr(pipe.models, role)) != ("matting", NO_MATTING)]
 
 
 def _command_options(ctx: click.Context, command: str, args: tuple[str, ...]) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def models() -> None:
 
 # ---------------------------------------------------------------------------------------- list
 @models.command("list")
-@click.option("--role", type=click.Choice(MODEL_ROLES + ("matting", "preview-vae", "lora")),
+@click.option("--role", type=click.Choice(MODEL_ROLES + ("preview-vae", "lora")),
               help="only the models for this role")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per model, for scripts")
 def list_models(role: str | None, as_json: bool) -> None:
