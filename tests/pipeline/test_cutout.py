@@ -183,7 +183,7 @@ class SolidInpainter:
     """An oracle inpainter: paints every crop one colour, so the composite can be computed by hand."""
 
     model_id, family = "solid", "solid"
-    working_size, multiple, upscale, batches = 64, 8, False, False
+    working_size, multiple, upscale, batches, min_context = 64, 8, False, False, 0
     needs_prompt, takes_negative_prompt = True, False
     default_steps, default_guidance, default_strength = 1, 1.0, 1.0
     colour = (20, 60, 250)
