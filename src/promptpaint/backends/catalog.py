@@ -27,6 +27,7 @@ class Licence:
 
 
 APACHE = Licence("Apache-2.0", "yes", "https://www.apache.org/licenses/LICENSE-2.0")
+MIT = Licence("MIT", "yes", "https://opensource.org/license/mit")
 OPENRAIL_M = Licence("CreativeML OpenRAIL-M", "yes, with use restrictions",
                      "https://huggingface.co/spaces/CompVis/stable-diffusion-license")
 OPENRAIL_PP_M = Licence("CreativeML OpenRAIL++-M", "yes, with use restrictions",
@@ -110,6 +111,26 @@ CATALOGUE: dict[str, ModelEntry] = {e.alias: e for e in (
                "sizes: recorded listing (lama.onnx approximate)"),
     ModelEntry("telea", None, "telea", 0, APACHE, "OpenCV's cv2.inpaint (INPAINT_TELEA), part of "
                "opencv-python-headless (Apache-2.0): nothing to download"),
+    # Fast mode's distillation LoRAs (see backends/fast.py for why each one)
+    ModelEntry("lcm-sd15", "latent-consistency/lcm-lora-sdv1-5", "lora", 135_000_000, OPENRAIL_PP_M,
+               _CARD.format("latent-consistency/lcm-lora-sdv1-5") + "; 67.5M parameters in fp16 (its card)",
+               approximate=True),
+    ModelEntry("lcm-sdxl", "latent-consistency/lcm-lora-sdxl", "lora", 394_000_000, OPENRAIL_PP_M,
+               _CARD.format("latent-consistency/lcm-lora-sdxl") + "; 197M parameters in fp16 (its card)",
+               approximate=True),
+    ModelEntry("tcd-sdxl", "h1t/TCD-SDXL-LoRA", "lora", 394_000_000, OPENRAIL_PP_M,
+               _CARD.format("h1t/TCD-SDXL-LoRA") + "; the LCM-LoRA SDXL's shape (rank 64) in fp16", approximate=True),
+    ModelEntry("flux-turbo", "alimama-creative/FLUX.1-Turbo-Alpha", "lora", 694_000_000, FLUX_DEV,
+               _CARD.format("alimama-creative/FLUX.1-Turbo-Alpha") + " (flux-1-dev-non-commercial-license); "
+               "its 694 MB LoRA file from the hub's file page", approximate=True),
+    # Live-preview decoders (tiny autoencoders, madebyollin's TAESD family)
+    ModelEntry("taesd", "madebyollin/taesd", "taesd", 9_800_000, MIT,
+               _CARD.format("madebyollin/taesd") + "; about 2.4M parameters in fp32", approximate=True),
+    ModelEntry("taesdxl", "madebyollin/taesdxl", "taesd", 9_800_000, MIT,
+               _CARD.format("madebyollin/taesdxl") + "; about 2.4M parameters in fp32", approximate=True),
+    ModelEntry("taef1", "madebyollin/taef1", "taesd", 9_900_000, MIT,
+               _CARD.format("madebyollin/taef1") + "; about 2.4M parameters in fp32 (16 latent channels)",
+               approximate=True),
     # Matting
     ModelEntry("vitmatte", "hustvl/vitmatte-small-composition-1k", "vitmatte", 103_300_000, APACHE,
                _CARD.format("hustvl/vitmatte-small-composition-1k") + "; 25.8M parameters in fp32 (the "

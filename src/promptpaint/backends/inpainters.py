@@ -2,12 +2,16 @@
 
 Each backend repaints images that the pipeline has already cropped and resized to a size the
 model likes (``working_size`` pixels on a side, multiples of ``multiple``); it never sees the
-whole photo squashed. One loaded pipeline per process serves replace, remove and outpaint.
+whole photo squashed. One loaded pipeline per process serves replace, remove and outpaint, in
+plain and fast mode (:meth:`DiffusersInpainter.fast`, see :mod:`.fast`), and can show live
+previews (see :mod:`.previews`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +19,7 @@ from promptpaint.backends.fetch import load_kwargs
 from promptpaint.backends.protocols import Inpainter
 from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
 from promptpaint.backends.runtime import enable_fast_math, pick_dtype
-from promptpaint.errors import UnsupportedOperationError
+from promptpaint.errors import ModelLoadError, UnsupportedOperationError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class DiffusersInpainter:
     upscale = True
     min_context = 0  # small windows are enlarged to the working size instead
     batches = True  # mask, prompt and negative_prompt may also be lists, one per image
+    lora: str | None = None  # fast mode's distillation LoRA (hub id or path); None: plain sampling
 
     def __init__(self, ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False):
         folder = local_folder(ref)  # fails fast, before the slow library imports
@@ -56,7 +61,10 @@ class DiffusersInpainter:
             pipe = self._pipeline_class().from_pretrained(folder, dtype=self.dtype, use_safetensors=True, **extra)
         except Exception as error:  # noqa: BLE001
             raise load_error(ref, error) from error
+        self.shipped_scheduler = pipe.scheduler  # fast modes derive their samplers from its configuration
         self._configure(pipe)
+        self._scheduler = pipe.scheduler
+        self.scheduler = type(pipe.scheduler).__name__  # the sampler's name, for the recipe
         if getattr(pipe, "safety_checker", None) is not None:
             pipe.safety_checker = None  # an editing tool: the user owns the content
         pipe.set_progress_bar_config(disable=True)
@@ -73,6 +81,13 @@ class DiffusersInpainter:
             self._compile(pipe, torch.compile(self._denoiser(pipe), mode="max-autotune-no-cudagraphs", fullgraph=False))
         self.pipe = pipe
         self.multiple, self.working_size = self._sizes(pipe)
+        # The pipeline object, its scheduler and its adapters are state that plain and fast calls
+        # share: one call at a time.
+        self._lock = threading.RLock()
+        self._adapters: dict[str, str] = {}  # LoRA location -> adapter name
+        self._fast: dict[str, FastInpainter] = {}
+        self._preview_decoders: dict[str | None, Any] = {}
+        self._preview_name: str | None = None
 
     # -- what each family says about itself
     def _pipeline_class(self):
@@ -100,9 +115,57 @@ class DiffusersInpainter:
         """(multiple, working size) in pixels."""
         return pipe.vae_scale_factor, int(pipe.unet.config.sample_size) * pipe.vae_scale_factor
 
+    def fast(self, lora: str | None = None) -> FastInpainter:
+        """This model in fast mode (its default distillation LoRA, or ``lora``), sharing its weights."""
+        from promptpaint.backends.fast import fast_mode
+
+        mode = fast_mode(self.family, lora)
+        with self._lock:
+            if mode.lora not in self._fast:
+                self._fast[mode.lora] = FastInpainter(self, mode)
+            return self._fast[mode.lora]
+
+    def _load_adapter(self, location: str, lora_id: str) -> str:
+        """Load a LoRA once as a named adapter of the denoiser (switched off until a fast call)."""
+        with self._lock:
+            if location not in self._adapters:
+                name = f"fast{len(self._adapters)}"
+                try:
+                    self.pipe.load_lora_weights(location, adapter_name=name)
+                except Exception as error:  # noqa: BLE001
+                    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    raise ModelLoadError(f"could not load LoRA {lora_id!r} into {self.family} model "
+                                         f"{self.model_id!r}: {text[:300]}") from error
+                self.pipe.disable_lora()
+                self._adapters[location] = name
+            return self._adapters[location]
+
+    def use_preview_decoder(self, name: str | None) -> None:
+        """Decode live previews with ``name`` (a tiny autoencoder, or ``"linear"``; None: the default
+        choice). Loaded now, so that a missing model fails before any generation."""
+        self.preview_decoder(name)
+        self._preview_name = name
+
+    def preview_decoder(self, name: str | None = None):
+        """The decoder of live previews (see :func:`.previews.load_previewer`), loaded once; None
+        when no decoder fits this model's latents."""
+        from promptpaint.backends.previews import load_previewer
+
+        with self._lock:
+            if name not in self._preview_decoders:
+                channels = int(self.pipe.vae.config.latent_channels)
+                self._preview_decoders[name] = load_previewer(self.family, channels, self.device, self.dtype, name)
+            return self._preview_decoders[name]
+
     # -- generation
     def inpaint(self, images, mask, *, prompt, negative_prompt, seeds, steps=None, guidance=None, strength=None,
-                progress=None):
+                progress=None, previews=0):
+        return self._generate(self, None, images, mask, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds,
+                              steps=steps, guidance=guidance, strength=strength, progress=progress, previews=previews)
+
+    def _generate(self, mode, adapter: str | None, images, mask, *, prompt, negative_prompt, seeds, steps, guidance,
+                  strength, progress, previews, extra: dict | None = None):
+        """One pipeline call with ``mode``'s sampler and defaults, and ``adapter`` on (None: plain)."""
         import torch
         from PIL import Image
 
@@ -114,41 +177,68 @@ class DiffusersInpainter:
             raise ValueError(f"inpaint size {w}x{h} is not a multiple of {self.multiple}")
         if any(negatives) and not self.takes_negative_prompt:
             raise UnsupportedOperationError(f"{self.model_id} takes no negative prompt; drop --negative-prompt")
-        steps = steps or self.default_steps
-        strength = self.default_strength if strength is None else strength
+        steps = steps or mode.default_steps
+        guidance = mode.default_guidance if guidance is None else guidance
+        strength = mode.default_strength if strength is None else strength
+        if any(negatives) and guidance <= 1:
+            raise UnsupportedOperationError(f"a negative prompt needs --guidance above 1 (this edit samples at "
+                                            f"{guidance:g}, without guidance); raise it or drop --negative-prompt")
         kwargs = dict(
             prompt=prompts,
             image=[Image.fromarray(im) for im in images],
             mask_image=[Image.fromarray(m.astype(np.uint8) * 255) for m in masks],
             height=h, width=w,
             num_inference_steps=steps,
-            guidance_scale=self.default_guidance if guidance is None else guidance,
+            guidance_scale=guidance,
             strength=strength,
             generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
             output_type="np",
+            **(extra or {}),
         )
         if any(negatives):
             # Only when given: SDXL encodes no negative prompt as zeros (force_zeros_for_empty_prompt),
             # which an empty string is not.
             kwargs["negative_prompt"] = negatives
         if progress is not None:
-            total = max(1, min(steps, int(steps * strength)))
-
-            def on_step(pipe, i, t, callback_kwargs):
-                progress(i + 1, total)
-                return callback_kwargs
-
-            kwargs["callback_on_step_end"] = on_step
+            kwargs["callback_on_step_end"] = self._on_step(progress, steps, strength, previews, (w, h))
         tiled = max(h, w) > VAE_TILING_SIDE
-        if tiled:
-            self.pipe.vae.enable_tiling()
-        try:
-            with torch.inference_mode():
-                out = self.pipe(**kwargs).images
-        finally:
+        with self._lock:
+            self.pipe.scheduler = mode._scheduler
+            if adapter is None:
+                if self._adapters:
+                    self.pipe.disable_lora()
+            else:
+                self.pipe.enable_lora()
+                self.pipe.set_adapters([adapter])
             if tiled:
-                self.pipe.vae.disable_tiling()
+                self.pipe.vae.enable_tiling()
+            try:
+                with torch.inference_mode():
+                    out = self.pipe(**kwargs).images
+            finally:
+                if tiled:
+                    self.pipe.vae.disable_tiling()
         return [np.clip(np.rint(np.asarray(im) * 255), 0, 255).astype(np.uint8) for im in out]
+
+    def _on_step(self, progress, steps: int, strength: float, previews: int, size: tuple[int, int]):
+        """diffusers' step-end callback: progress every step; with ``previews``, a picture of the
+        latents every that many steps and at the last (a caller that did not ask gets none)."""
+        total = max(1, min(steps, int(steps * strength)))
+        decode = self.preview_decoder(self._preview_name) if previews > 0 else None
+
+        def on_step(pipe, i, t, callback_kwargs):
+            step = i + 1
+            if decode is not None and (step % previews == 0 or step == total):
+                progress(step, total, preview=decode(self._spatial(callback_kwargs["latents"], size), size))
+            else:
+                progress(step, total)
+            return callback_kwargs
+
+        return on_step
+
+    def _spatial(self, latents, size: tuple[int, int]):
+        """The callback's latents as (batch, channels, h, w)."""
+        return latents
 
 
 class Sd15Inpainter(DiffusersInpainter):
@@ -207,12 +297,61 @@ class FluxFillInpainter(DiffusersInpainter):
         # latents are packed in 2x2 patches
         return pipe.vae_scale_factor * 2, pipe.default_sample_size * pipe.vae_scale_factor
 
+    def _spatial(self, latents, size: tuple[int, int]):
+        """FLUX packs its latents in 2x2 patches, one token per patch: unpack them."""
+        w, h = size
+        return self.pipe._unpack_latents(latents, h, w, self.pipe.vae_scale_factor)
+
 
 #: family -> backend class (each declares its defaults as class attributes, readable unloaded)
 INPAINTERS: dict[str, type[DiffusersInpainter]] = {
     cls.family: cls for cls in (Sd15Inpainter, SdxlInpainter, FluxFillInpainter)}
 
 
-def load_inpainter(ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False) -> Inpainter:
-    return cached(("inpainter", ref.source, device, dtype, offload, compile),
-                  lambda: INPAINTERS[ref.family](ref, device, dtype, offload, compile))
+class FastInpainter:
+    """A loaded :class:`DiffusersInpainter` in fast mode: its distillation LoRA on, the LoRA's
+    scheduler, few steps, low guidance. Shares every weight with the plain model."""
+
+    needs_prompt = True
+    upscale = True
+    batches = True
+
+    def __init__(self, base: DiffusersInpainter, mode):
+        from promptpaint.backends.fast import lora_location
+
+        self.base, self.mode = base, mode
+        self.lora, location = lora_location(mode)  # fails fast when the LoRA is missing
+        self.family, self.model_id, self.device, self.dtype = base.family, base.model_id, base.device, base.dtype
+        self.multiple, self.working_size, self.pipe = base.multiple, base.working_size, base.pipe
+        self.takes_negative_prompt = base.takes_negative_prompt
+        self.default_steps, self.default_guidance, self.default_strength = mode.steps, mode.guidance, mode.strength
+        if mode.scheduler is None:
+            scheduler = type(base.shipped_scheduler).from_config(base.shipped_scheduler.config)
+        else:
+            import diffusers
+
+            scheduler = getattr(diffusers, mode.scheduler).from_config(base.shipped_scheduler.config)
+        self._scheduler = scheduler
+        self.scheduler = type(scheduler).__name__
+        self.adapter = base._load_adapter(location, self.lora)
+
+    def use_preview_decoder(self, name: str | None) -> None:
+        self.base.use_preview_decoder(name)
+
+    def preview_decoder(self, name: str | None = None):
+        return self.base.preview_decoder(name)
+
+    def inpaint(self, images, mask, *, prompt, negative_prompt, seeds, steps=None, guidance=None, strength=None,
+                progress=None, previews=0):
+        return self.base._generate(self, self.adapter, images, mask, prompt=prompt, negative_prompt=negative_prompt,
+                                   seeds=seeds, steps=steps, guidance=guidance, strength=strength, progress=progress,
+                                   previews=previews, extra=self.mode.call_kwargs)
+
+
+def load_inpainter(ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False,
+                   fast: bool = False, lora: str | None = None) -> Inpainter:
+    """The model, loaded once per process (device, dtype, offload and compile settings); with
+    ``fast``, the same weights in fast mode (``lora``: another distillation LoRA than the default)."""
+    plain = cached(("inpainter", ref.source, device, dtype, offload, compile),
+                   lambda: INPAINTERS[ref.family](ref, device, dtype, offload, compile))
+    return plain.fast(lora) if fast else plain

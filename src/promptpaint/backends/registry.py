@@ -39,6 +39,8 @@ SEGMENTER_FAMILIES = families_for("segmenter")
 INPAINTER_FAMILIES = families_for("inpainter")
 REMOVER_FAMILIES = families_for("remover")
 MATTER_FAMILIES = families_for("matting")
+LORA_FAMILIES = families_for("lora")  # fast mode's distillation LoRAs
+PREVIEW_FAMILIES = families_for("preview-vae")  # tiny autoencoders that draw live previews
 
 #: why a path-like name is missing (the words of resolve's error)
 NO_FOLDER = "neither a known alias, a hub id (owner/name) nor an existing folder"

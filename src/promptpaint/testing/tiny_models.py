@@ -41,8 +41,10 @@ __all__ = [
     "TINY_WORDS",
     "build_all",
     "build_flux_fill",
+    "build_flux_turbo_lora",
     "build_grounding_dino",
     "build_lama",
+    "build_lcm_lora",
     "build_owlv2",
     "build_sam",
     "build_sam2",
@@ -50,6 +52,8 @@ __all__ = [
     "build_sam3_full",
     "build_sd_inpaint",
     "build_sdxl_inpaint",
+    "build_taesd",
+    "build_tcd_lora_sdxl",
     "build_vitmatte",
     "is_complete",
     "main",
@@ -528,15 +532,11 @@ def _tiny_vae(blocks: int = 2, **kwargs):
     )
 
 
-@_seeded_and_quiet
-def build_sd_inpaint(folder: Path) -> Path:
-    """StableDiffusionInpaintPipeline: 9-channel UNet, tiny VAE, tiny CLIP text encoder, DDIM scheduler."""
-    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel
+def _tiny_sd_unet():
+    """The SD 1.5 inpainting kit's UNet (9 input channels)."""
+    from diffusers import UNet2DConditionModel
 
-    tokenizer = _tiny_clip_tokenizer()
-    text_encoder = CLIPTextModel(_tiny_clip_text_config(tokenizer))
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
         sample_size=8,  # x vae_scale_factor 8 = a 64 px working size: fast windows
@@ -547,6 +547,17 @@ def build_sd_inpaint(folder: Path) -> Path:
         cross_attention_dim=32,
         attention_head_dim=8,
     )
+
+
+@_seeded_and_quiet
+def build_sd_inpaint(folder: Path) -> Path:
+    """StableDiffusionInpaintPipeline: 9-channel UNet, tiny VAE, tiny CLIP text encoder, DDIM scheduler."""
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
+    from transformers import CLIPTextModel
+
+    tokenizer = _tiny_clip_tokenizer()
+    text_encoder = CLIPTextModel(_tiny_clip_text_config(tokenizer))
+    unet = _tiny_sd_unet()
     vae = _tiny_vae(blocks=4, scaling_factor=0.18215)
     # The scheduler configuration that stable-diffusion-v1-5/stable-diffusion-inpainting ships.
     scheduler = DDIMScheduler(
@@ -572,18 +583,12 @@ def build_sd_inpaint(folder: Path) -> Path:
     return folder
 
 
-@_seeded_and_quiet
-def build_sdxl_inpaint(folder: Path) -> Path:
-    """StableDiffusionXLInpaintPipeline: text_time UNet, two tiny CLIP text encoders, Euler scheduler."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+def _tiny_sdxl_unet():
+    """The SDXL inpainting kit's UNet (text_time conditioning, 9 input channels)."""
+    from diffusers import UNet2DConditionModel
 
-    tokenizer = _tiny_clip_tokenizer()
-    tokenizer_2 = _tiny_clip_tokenizer(pad_token="!")
-    text_encoder = CLIPTextModel(_tiny_clip_text_config(tokenizer))
-    text_encoder_2 = CLIPTextModelWithProjection(_tiny_clip_text_config(tokenizer_2, projection_dim=32))
     time_embed_dim = 8
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
         sample_size=8,  # x vae_scale_factor 8 = a 64 px working size: fast windows
@@ -600,6 +605,19 @@ def build_sdxl_inpaint(folder: Path) -> Path:
         projection_class_embeddings_input_dim=32 + 6 * time_embed_dim,
         cross_attention_dim=32 + 32,  # both encoders' hidden states, concatenated
     )
+
+
+@_seeded_and_quiet
+def build_sdxl_inpaint(folder: Path) -> Path:
+    """StableDiffusionXLInpaintPipeline: text_time UNet, two tiny CLIP text encoders, Euler scheduler."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = _tiny_clip_tokenizer()
+    tokenizer_2 = _tiny_clip_tokenizer(pad_token="!")
+    text_encoder = CLIPTextModel(_tiny_clip_text_config(tokenizer))
+    text_encoder_2 = CLIPTextModelWithProjection(_tiny_clip_text_config(tokenizer_2, projection_dim=32))
+    unet = _tiny_sdxl_unet()
     vae = _tiny_vae(blocks=4, scaling_factor=0.13025)
     # The scheduler that diffusers/stable-diffusion-xl-1.0-inpainting-0.1 ships.
     scheduler = EulerDiscreteScheduler(
@@ -628,10 +646,34 @@ def build_sdxl_inpaint(folder: Path) -> Path:
     return folder
 
 
+#: The FLUX kit's VAE has 4 latent channels (FLUX.1's has 16); latents are packed in 2x2 patches.
+FLUX_LATENT_CHANNELS = 4
+
+
+def _tiny_flux_transformer(in_channels: int):
+    """The FLUX kit's transformer: ``in_channels`` 4*c for FLUX.1-dev's shape, more for Fill's
+    (which also takes the masked image and the mask)."""
+    from diffusers import FluxTransformer2DModel
+
+    return FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=in_channels,
+        out_channels=4 * FLUX_LATENT_CHANNELS,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,  # the tiny T5's d_model
+        pooled_projection_dim=32,  # the tiny CLIP's hidden size
+        guidance_embeds=True,
+        axes_dims_rope=[4, 4, 8],
+    )
+
+
 @_seeded_and_quiet
 def build_flux_fill(folder: Path) -> Path:
     """FluxFillPipeline: tiny FluxTransformer2DModel, VAE, CLIP and T5 encoders, flow-matching scheduler."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     tokenizer = _tiny_clip_tokenizer()
@@ -657,20 +699,8 @@ def build_flux_fill(folder: Path) -> Path:
     )
     latent_channels = vae.config.latent_channels
     vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        # packed 2x2 latents (4*c) + packed 2x2 masked-image latents (4*c) + packed mask (4 * vsf**2)
-        in_channels=8 * latent_channels + 4 * vae_scale_factor**2,
-        out_channels=4 * latent_channels,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=text_encoder_2.config.d_model,
-        pooled_projection_dim=text_encoder.config.hidden_size,
-        guidance_embeds=True,
-        axes_dims_rope=[4, 4, 8],
-    )
+    # packed 2x2 latents (4*c) + packed 2x2 masked-image latents (4*c) + packed mask (4 * vsf**2)
+    transformer = _tiny_flux_transformer(8 * latent_channels + 4 * vae_scale_factor**2)
     # The scheduler that black-forest-labs/FLUX.1-Fill-dev ships.
     scheduler = FlowMatchEulerDiscreteScheduler(
         num_train_timesteps=1000,
@@ -691,6 +721,90 @@ def build_flux_fill(folder: Path) -> Path:
         transformer=transformer,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast-mode LoRAs and preview decoders
+# --------------------------------------------------------------------------------------------------
+
+#: The modules latent-consistency/lcm-lora-sdv1-5 adapts: every linear and conv layer of the UNet's
+#: blocks (the default of diffusers' LCM-LoRA distillation script; 67.3M parameters at rank 64 on
+#: SD 1.5's UNet, as the published 67.5M).
+UNET_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+                     "conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv",
+                     "time_emb_proj"]  # fmt: skip
+#: FLUX.1 LoRAs adapt the patch embedding and the transformer blocks' linear layers.
+FLUX_LORA_TARGETS = ["x_embedder", "to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj",
+                     "to_add_out", "proj_mlp", "proj_out", "ff.net.2", "ff_context.net.2"]  # fmt: skip
+LORA_RANK = 4
+
+
+def _random_lora(model, targets: list[str], alpha: int) -> dict:
+    """A rank-`LORA_RANK` adapter with random (non-zero) A and B on ``model``, as a PEFT state dict
+    (``module.lora_A.weight`` keys): a LoRA that visibly changes the output, so tests can tell it is on."""
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    model.add_adapter(LoraConfig(r=LORA_RANK, lora_alpha=alpha, target_modules=targets, init_lora_weights=False))
+    return get_peft_model_state_dict(model)
+
+
+@_seeded_and_quiet
+def build_lcm_lora(folder: Path) -> Path:
+    """An LCM-LoRA for the SD 1.5 kit's UNet, in the kohya format diffusers' LCM-LoRA distillation
+    script writes (``lora_unet_<module>.lora_down.weight``, ``.lora_up.weight`` and ``.alpha``), so
+    loading goes through diffusers' conversion as latent-consistency/lcm-lora-sdv1-5 does."""
+    from safetensors.torch import save_file
+
+    alpha = 2 * LORA_RANK  # alpha != rank: the loader must apply the alpha / rank scale
+    state = {}
+    for key, weight in _random_lora(_tiny_sd_unet(), UNET_LORA_TARGETS, alpha).items():
+        module, _, kind = key.partition(".lora_")  # "down_blocks.0.attentions.0.proj_in", "A.weight"
+        name = "lora_unet_" + module.replace(".", "_")
+        state[f"{name}.lora_{'down' if kind.startswith('A') else 'up'}.weight"] = weight.contiguous()
+        state[f"{name}.alpha"] = _scalar(alpha)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / "pytorch_lora_weights.safetensors"))
+    return folder
+
+
+def _scalar(value: float):
+    import torch
+
+    return torch.tensor(float(value))
+
+
+@_seeded_and_quiet
+def build_tcd_lora_sdxl(folder: Path) -> Path:
+    """A TCD-style LoRA for the SDXL kit's UNet, in diffusers' own format (``unet.<module>.lora_A.weight``)."""
+    from diffusers import StableDiffusionXLInpaintPipeline
+
+    layers = _random_lora(_tiny_sdxl_unet(), UNET_LORA_TARGETS, LORA_RANK)
+    StableDiffusionXLInpaintPipeline.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
+    return folder
+
+
+@_seeded_and_quiet
+def build_flux_turbo_lora(folder: Path) -> Path:
+    """A turbo LoRA trained on FLUX.1-dev's shape, like alimama-creative/FLUX.1-Turbo-Alpha: its patch
+    embedding takes 4*c channels where Fill's takes more, so loading it into the Fill kit goes through
+    diffusers' expansion of the LoRA's input features, as the real one does."""
+    from diffusers import FluxFillPipeline
+
+    layers = _random_lora(_tiny_flux_transformer(4 * FLUX_LATENT_CHANNELS), FLUX_LORA_TARGETS, LORA_RANK)
+    FluxFillPipeline.save_lora_weights(folder, transformer_lora_layers=layers, safe_serialization=True)
+    return folder
+
+
+@_seeded_and_quiet
+def build_taesd(folder: Path) -> Path:
+    """AutoencoderTiny (TAESD's architecture, 8 px per latent) for the kit's 4-channel latents, to
+    decode live previews as madebyollin/taesd does for SD 1.5 (and taesdxl, taef1 for SDXL, FLUX)."""
+    from diffusers import AutoencoderTiny
+
+    AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                    num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1),
+                    latent_channels=4).save_pretrained(folder, safe_serialization=True)
     return folder
 
 
@@ -841,6 +955,10 @@ BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "flux-fill": build_flux_fill,
     "lama": build_lama,
     "vitmatte": build_vitmatte,
+    "lcm-lora": build_lcm_lora,
+    "tcd-lora-sdxl": build_tcd_lora_sdxl,
+    "flux-turbo-lora": build_flux_turbo_lora,
+    "taesd": build_taesd,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(BUILDERS)
 
