@@ -44,7 +44,7 @@ class SideConfig:
     """What the parent hands each side's process (as JSON)."""
 
     device: str
-    models: dict[str, str]  # grounding-dino, sam, inpainter, remover -> folder
+    models: dict[str, str]  # grounding-dino, sam, inpainter, remover (and fast-lora) -> folder
     photo: str  # the single-photo job's file
     batch: list[str]  # files of the batch job (empty: no batch)
     out_dir: str
@@ -55,6 +55,8 @@ class SideConfig:
     compile: bool = False
     offload: bool = False
     sdxl: bool = False
+    #: "default", or "fast": promptpaint samples with its fast mode (a distillation LoRA, few steps)
+    preset: str = "default"
     #: Boxes promptpaint chose, per photo file, that the naive side reuses (same regions to repaint).
     boxes: dict[str, list[list[float]]] = field(default_factory=dict)
 

@@ -16,7 +16,10 @@ weights' values) and written once with ``save_pretrained`` so that both sides lo
   (fixed 512x512, inputs ``image`` and ``mask``), promptpaint's default remover (see
   :mod:`benchmarks.big_lama`);
 - ``vitmatte`` (the matting benchmark, :mod:`benchmarks.matting`): hustvl/vitmatte-small-composition-1k
-  (ViTDet-S backbone: 384 wide, 12 blocks, windowed attention except in blocks 2, 5, 8 and 11).
+  (ViTDet-S backbone: 384 wide, 12 blocks, windowed attention except in blocks 2, 5, 8 and 11);
+- ``lcm-lora`` (with ``fast``): latent-consistency/lcm-lora-sdv1-5, rank 64 on every linear and conv
+  layer of SD 1.5's UNet blocks (67.3M parameters; the published one has 67.5M), kohya format;
+- ``tcd-lora-sdxl`` (with ``fast`` and ``sdxl``): h1t/TCD-SDXL-LoRA's shape, rank 64 on the SDXL UNet.
 
 Tokenizers come from the tiny kit (small vocabularies, built offline); every id they produce is
 below the full vocabulary size, and SD's text encoder always sees 77 tokens, so the compute is the
@@ -33,7 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 #: Bump a model's version when its builder changes: only that model's folder is then rebuilt.
-MODEL_VERSIONS = {"grounding-dino": 1, "sam": 1, "sd-inpaint": 1, "sdxl-inpaint": 1, "lama": 1, "vitmatte": 1}
+MODEL_VERSIONS = {"grounding-dino": 1, "sam": 1, "sd-inpaint": 1, "sdxl-inpaint": 1, "lama": 1, "vitmatte": 1,
+                  "lcm-lora": 1, "tcd-lora-sdxl": 1}
 MARKER_FILE = "bench-model.json"
 SEED = 0
 
@@ -47,13 +51,15 @@ def tiny_folders(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
 
     folder = Path(os.environ.get("PROMPTPAINT_TINY_MODELS", cache / "tiny-models"))
     return {k: Path(v) for k, v in build_all(folder, only=["grounding-dino", "sam", "sd-inpaint", "sdxl-inpaint",
-                                                          "lama", "vitmatte"]).items()}
+                                                          "lama", "vitmatte", "lcm-lora",
+                                                          "tcd-lora-sdxl"]).items()}
 
 
-def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
+def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False, fast: bool = False,
                  log: Callable[[str], None] = print, only: list[str] | None = None) -> dict[str, Path]:
     """The full-size random models, built into ``cache/bench-models`` on first use (about a minute
-    and ~6 GB on the project's machine; SDXL adds ~14 GB). ``only``: just these models."""
+    and ~6 GB on the project's machine; SDXL adds ~14 GB; ``fast`` adds the distillation LoRAs).
+    ``only``: just these models."""
     tiny = tiny_folders(cache)
     root = cache / "bench-models"
     builders = {
@@ -64,6 +70,10 @@ def full_folders(cache: Path = DEFAULT_CACHE, sdxl: bool = False,
     }
     if sdxl:
         builders["sdxl-inpaint"] = lambda f: build_sdxl_inpaint(f, tiny["sdxl-inpaint"])
+    if fast:
+        builders["lcm-lora"] = build_lcm_lora
+        if sdxl:
+            builders["tcd-lora-sdxl"] = build_tcd_lora_sdxl
     folders = {}
     for name, build in builders.items():
         if only is not None and name not in only:
@@ -179,13 +189,11 @@ def _safety_checker():
 
 def build_sd_inpaint(folder: Path, tiny_folder: Path) -> None:
     """stable-diffusion-inpainting: the UNet, VAE, text encoder, scheduler and safety checker it ships."""
-    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
     from transformers import CLIPTextModel, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(tiny_folder / "tokenizer")
-    unet = UNet2DConditionModel(sample_size=64, in_channels=9, out_channels=4, layers_per_block=2,
-                                block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
-                                attention_head_dim=8)
+    unet = _sd_unet()
     safety_checker, feature_extractor = _safety_checker()
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               num_train_timesteps=1000, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
@@ -196,23 +204,24 @@ def build_sd_inpaint(folder: Path, tiny_folder: Path) -> None:
     pipe.save_pretrained(folder)
 
 
+def _sd_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(sample_size=64, in_channels=9, out_channels=4, layers_per_block=2,
+                                block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
+                                attention_head_dim=8)
+
+
 def build_sdxl_inpaint(folder: Path, tiny_folder: Path) -> None:
     """stable-diffusion-xl-1.0-inpainting-0.1: 2.6B-parameter UNet, CLIP ViT-L and OpenCLIP ViT-bigG text encoders."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(tiny_folder / "tokenizer")
     tokenizer_2 = CLIPTokenizer.from_pretrained(tiny_folder / "tokenizer_2")
     big_g = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 20,
              "projection_dim": 1280, "hidden_act": "gelu"}
-    unet = UNet2DConditionModel(
-        sample_size=128, in_channels=9, out_channels=4, layers_per_block=2,
-        block_out_channels=(320, 640, 1280),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20), use_linear_projection=True,
-        cross_attention_dim=2048, addition_embed_type="text_time", addition_time_embed_dim=256,
-        projection_class_embeddings_input_dim=2816)
+    unet = _sdxl_unet()
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        num_train_timesteps=1000, steps_offset=1, timestep_spacing="leading",
                                        interpolation_type="linear", prediction_type="epsilon")
@@ -223,6 +232,48 @@ def build_sdxl_inpaint(folder: Path, tiny_folder: Path) -> None:
         tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
         requires_aesthetics_score=False, force_zeros_for_empty_prompt=True)
     pipe.save_pretrained(folder)
+
+
+def _sdxl_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=128, in_channels=9, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20), use_linear_projection=True,
+        cross_attention_dim=2048, addition_embed_type="text_time", addition_time_embed_dim=256,
+        projection_class_embeddings_input_dim=2816)
+
+
+# ---------------------------------------------------------------- fast-mode LoRAs
+
+#: The published LoRAs' rank (LCM-LoRA: diffusers' distillation script's default, 64; TCD likewise).
+LORA_RANK = 64
+
+
+def build_lcm_lora(folder: Path) -> None:
+    """latent-consistency/lcm-lora-sdv1-5's shape and kohya format, random weights scaled down so that
+    the adapted UNet stays numerically tame (speed does not depend on the values)."""
+    from promptpaint.testing.tiny_models import UNET_LORA_TARGETS, random_lora, save_kohya_unet_lora
+
+    save_kohya_unet_lora(_small(random_lora(_sd_unet(), UNET_LORA_TARGETS, LORA_RANK, rank=LORA_RANK)),
+                         LORA_RANK, folder)
+
+
+def build_tcd_lora_sdxl(folder: Path) -> None:
+    """h1t/TCD-SDXL-LoRA's shape on the SDXL UNet, in diffusers' format."""
+    from diffusers import StableDiffusionXLInpaintPipeline
+
+    from promptpaint.testing.tiny_models import UNET_LORA_TARGETS, random_lora
+
+    layers = _small(random_lora(_sdxl_unet(), UNET_LORA_TARGETS, LORA_RANK, rank=LORA_RANK))
+    StableDiffusionXLInpaintPipeline.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
+
+
+def _small(layers: dict) -> dict:
+    return {key: weight * 0.01 for key, weight in layers.items()}
 
 
 # ---------------------------------------------------------------- remover

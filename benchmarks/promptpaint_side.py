@@ -32,9 +32,9 @@ def load(config: SideConfig, watch: Stopwatch):
     from promptpaint.pipeline.pipeline import Pipeline
 
     with watch.stage("load"):
-        pipe = Pipeline(detector=config.models["grounding-dino"], segmenter=config.models["sam"],
-                        inpainter=config.models["inpainter"], remover=config.models["remover"],
-                        device=config.device, compile=config.compile, offload=config.offload)
+        pipe = preset_pipeline(config)(detector=config.models["grounding-dino"], segmenter=config.models["sam"],
+                                       inpainter=config.models["inpainter"], remover=config.models["remover"],
+                                       device=config.device, compile=config.compile, offload=config.offload)
         detector, segmenter, inpainter, remover = pipe.detector(), pipe.segmenter(), pipe.inpainter(), pipe.remover()
     watch.wrap(detector, "detect", "detect")
     watch.wrap(segmenter, "segment", "segment")
@@ -42,6 +42,22 @@ def load(config: SideConfig, watch: Stopwatch):
     watch.wrap(remover, "inpaint", "remove")
     watch.wrap(remover, "inpaint", "inpaint")
     return pipe
+
+
+def preset_pipeline(config: SideConfig):
+    """The Pipeline class for the preset: with ``fast``, one whose diffusion inpainter runs in fast
+    mode with the benchmark's LoRA (the full-size random twin of the published one)."""
+    from promptpaint.pipeline.pipeline import Pipeline
+
+    if config.preset == "default":
+        return Pipeline
+    lora = config.models["fast-lora"]
+
+    class FastPipeline(Pipeline):
+        def inpainter(self, name=None):
+            return super().inpainter(name).fast(lora)
+
+    return FastPipeline
 
 
 def describe_remover(remover) -> str:
@@ -120,18 +136,22 @@ def run(config: SideConfig) -> dict:
     with watch.stage("total"):
         image, area, boxes, sources, first_edit_s = edit_photo(pipe, rgb, config, clock)
     save_image(Path(config.out_dir) / "promptpaint.png", image)
+    inpainter = pipe.inpainter()
     result = {
         "load_s": load_s,
         **watch.figures(),
         "first_edit_s": round(first_edit_s, 3),
         "load_average": loads + [load_average()],
-        "steps": config.steps or pipe.inpainter().default_steps,
-        "default_steps": pipe.inpainter().default_steps,
+        "preset": config.preset,
+        "steps": config.steps or inpainter.default_steps,
+        "default_steps": inpainter.default_steps,
+        "guidance": inpainter.default_guidance,
         "step_s": clock.step_s() if clock else None,
         "remover": describe_remover(pipe.remover()),
         "remove_s": watch.get("remove"),
         "diffusion_calls": watch.calls["inpaint"] - watch.calls["remove"],  # the calls that take steps
-        "scheduler": type(pipe.inpainter().pipe.scheduler).__name__,
+        "scheduler": inpainter.scheduler,
+        "lora": inpainter.lora,
         **changed_outside(rgb, image, area),
         "boxes": boxes,
         "box_sources": dict(zip(LABELS, sources)),

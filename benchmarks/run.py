@@ -1,7 +1,7 @@
 """promptpaint against the naive pipeline, side by side, per stage.
 
-    python -m benchmarks.run --models tiny|full --device cpu|cuda [--steps N] [--size WxH] [--batch N]
-                             [--ablate] [--sdxl] [--compile] [--offload] --json OUT.json
+    python -m benchmarks.run --models tiny|full --device cpu|cuda [--preset default|fast] [--steps N]
+                             [--size WxH] [--batch N] [--ablate] [--sdxl] [--compile] [--offload] --json OUT.json
 
 Each side runs in a process of its own (promptpaint first: the naive side reuses the boxes it chose),
 so that load times, peak RSS and peak GPU memory are each side's own; ``--ablate`` adds a third
@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", choices=["tiny", "full"], required=True,
                         help="tiny: the test kit (seconds); full: full-size architectures, random weights")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--preset", choices=["default", "fast"], default="default",
+                        help="promptpaint's sampling: default (DPM++ 2M Karras, 25 steps) or fast (its distillation "
+                             "LoRA: LCM, 4 steps for SD 1.5; TCD, 8 steps for SDXL)")
     parser.add_argument("--steps", type=int, default=None,
                         help="denoising steps for BOTH sides (default: each side's own: naive 50, promptpaint 25)")
     parser.add_argument("--size", default=None,
@@ -66,14 +69,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def prepare_models(args: argparse.Namespace) -> dict[str, str]:
+    fast = args.preset == "fast"
     if args.models == "tiny":
         folders = tiny_folders(args.cache)
     else:
-        folders = full_folders(args.cache, sdxl=args.sdxl, log=lambda line: print(line, flush=True))
+        folders = full_folders(args.cache, sdxl=args.sdxl, fast=fast, log=lambda line: print(line, flush=True))
     inpainter = "sdxl-inpaint" if args.sdxl else "sd-inpaint"
-    _read_into_page_cache([folders["grounding-dino"], folders["sam"], folders[inpainter], folders["lama"]])
-    return {"grounding-dino": str(folders["grounding-dino"]), "sam": str(folders["sam"]),
-            "inpainter": str(folders[inpainter]), "remover": str(folders["lama"])}
+    lora = "tcd-lora-sdxl" if args.sdxl else "lcm-lora"
+    _read_into_page_cache([folders["grounding-dino"], folders["sam"], folders[inpainter], folders["lama"],
+                           *([folders[lora]] if fast else [])])
+    models = {"grounding-dino": str(folders["grounding-dino"]), "sam": str(folders["sam"]),
+              "inpainter": str(folders[inpainter]), "remover": str(folders["lama"])}
+    if fast:
+        models["fast-lora"] = str(folders[lora])
+    return models
 
 
 def _read_into_page_cache(folders: list[Path]) -> None:
@@ -137,9 +146,29 @@ def project_default_steps(naive: dict, ours: dict) -> dict | None:
     totals = {name: round(side["total_s"] + _diffusion_calls(side) * (side["default_steps"] - side["steps"])
                           * side["step_s"], 1) for name, side in (("naive", naive), ("promptpaint", ours))}
     return {"naive_total_s": totals["naive"], "promptpaint_total_s": totals["promptpaint"],
-            "ratio": _ratio(totals["naive"], totals["promptpaint"]),
+            "ratio": _ratio(totals["naive"], totals["promptpaint"]), "preset": ours.get("preset", "default"),
             "steps": {"naive": naive["default_steps"], "promptpaint": ours["default_steps"]},
             "step_s": {"naive": naive["step_s"], "promptpaint": ours["step_s"]}}
+
+
+#: Regression guards, printed with every run (targets, not timed tests): (name, where in the
+#: report, at least, when it applies).
+CHECKS = (
+    ("segment stage", ("ratio", "segment"), 2.5, lambda report: True),
+    ("total at the same steps", ("ratio", "total"), 1.6, lambda report: report["config"]["steps"] is not None),
+    ("total projected at default steps, fast preset", ("projected_default_steps", "ratio"), 8.0,
+     lambda report: report["config"]["preset"] == "fast" and "projected_default_steps" in report),
+)
+
+
+def checks(report: dict) -> list[dict]:
+    """Each guard that applies to this run: its figure, its target and whether it is met."""
+    out = []
+    for name, (section, key), target, applies in CHECKS:
+        if applies(report):
+            value = report.get(section, {}).get(key)
+            out.append({"name": name, "value": value, "at_least": target, "ok": value is not None and value >= target})
+    return out
 
 
 def _diffusion_calls(side: dict) -> int:
@@ -188,7 +217,8 @@ def table(report: dict) -> str:
     cfg = report["config"]
     steps = f"{cfg['steps']} steps on both sides" if cfg["steps"] else \
         f"default steps (naive {naive['steps']}, promptpaint {ours['steps']})"
-    lines = [f"promptpaint vs naive: {cfg['models']} models, {cfg['device']}, {cfg['size']}, {steps}",
+    lines = [f"promptpaint ({cfg['preset']} preset: {ours['scheduler']}, guidance {ours['guidance']}) vs naive: "
+             f"{cfg['models']} models, {cfg['device']}, {cfg['size']}, {steps}",
              f"{'':<30}{'naive':>12}{'promptpaint':>14}{'naive/pp':>10}"]
 
     def row(name: str, a, b, r="") -> None:
@@ -226,6 +256,9 @@ def table(report: dict) -> str:
                      f"x{projection['ratio']}")
     for name, entry in report.get("ablations", {}).items():
         lines.append(f"ablation {name}: {_describe(entry)}")
+    for check in report.get("checks", []):
+        lines.append(f"check {check['name']} >= {check['at_least']}x: {_fmt(check['value'])}x "
+                     f"{'ok' if check['ok'] else 'MISSED'}")
     return "\n".join(lines)
 
 
@@ -255,10 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         single, batch = write_photos(args, workdir)
         config = SideConfig(device=args.device, models=models, photo=single, batch=batch[:args.batch],
                             out_dir=str(outputs), steps=args.steps, warmup=args.warmup or args.compile,
-                            compile=args.compile, offload=args.offload, sdxl=args.sdxl)
+                            compile=args.compile, offload=args.offload, sdxl=args.sdxl, preset=args.preset)
         ours = run_side("promptpaint_side", config, workdir)
         config.boxes = {single: ours.pop("boxes"), **ours.pop("batch_boxes", {})}
         config.compile = config.offload = False  # options of promptpaint's, not of the naive code
+        config.preset = "default"
         naive = run_side("naive", config, workdir)
         ablations = None
         if args.ablate:
@@ -267,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
     report = {
         "config": {"models": args.models, "device": args.device, "size": f"{args.size[0]}x{args.size[1]}",
-                   "steps": args.steps, "batch": args.batch, "sdxl": args.sdxl, "compile": args.compile,
+                   "preset": args.preset, "steps": args.steps, "batch": args.batch, "sdxl": args.sdxl, "compile": args.compile,
                    "warmup": config.warmup, "offload": args.offload, "command": command},
         "naive": naive,
         "promptpaint": ours,
@@ -279,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         report["projected_default_steps"] = projection
     if ablations is not None:
         report["ablations"] = ablations
+    report["checks"] = checks(report)
     report["machine"] = machine(args.device, ours)
     report["run_s"] = round(time.perf_counter() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)

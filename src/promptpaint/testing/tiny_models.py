@@ -740,38 +740,40 @@ FLUX_LORA_TARGETS = ["x_embedder", "to_q", "to_k", "to_v", "to_out.0", "add_q_pr
 LORA_RANK = 4
 
 
-def _random_lora(model, targets: list[str], alpha: int) -> dict:
-    """A rank-`LORA_RANK` adapter with random (non-zero) A and B on ``model``, as a PEFT state dict
-    (``module.lora_A.weight`` keys): a LoRA that visibly changes the output, so tests can tell it is on."""
+def random_lora(model, targets: list[str], alpha: float, rank: int = LORA_RANK) -> dict:
+    """A rank-``rank`` adapter with random (non-zero) A and B on ``model``, as a PEFT state dict
+    (``module.lora_A.weight`` keys): a LoRA that visibly changes the output, so tests can tell it is on.
+    Also used by the benchmarks for full-size twins of the published LoRAs."""
     from peft import LoraConfig, get_peft_model_state_dict
 
-    model.add_adapter(LoraConfig(r=LORA_RANK, lora_alpha=alpha, target_modules=targets, init_lora_weights=False))
+    model.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, init_lora_weights=False))
     return get_peft_model_state_dict(model)
 
 
-@_seeded_and_quiet
-def build_lcm_lora(folder: Path) -> Path:
-    """An LCM-LoRA for the SD 1.5 kit's UNet, in the kohya format diffusers' LCM-LoRA distillation
-    script writes (``lora_unet_<module>.lora_down.weight``, ``.lora_up.weight`` and ``.alpha``), so
-    loading goes through diffusers' conversion as latent-consistency/lcm-lora-sdv1-5 does."""
+def save_kohya_unet_lora(layers: dict, alpha: float, folder: Path) -> Path:
+    """Write a UNet LoRA in the kohya format diffusers' LCM-LoRA distillation script writes
+    (``lora_unet_<module>.lora_down.weight``, ``.lora_up.weight`` and ``.alpha``)."""
+    import torch
     from safetensors.torch import save_file
 
-    alpha = 2 * LORA_RANK  # alpha != rank: the loader must apply the alpha / rank scale
     state = {}
-    for key, weight in _random_lora(_tiny_sd_unet(), UNET_LORA_TARGETS, alpha).items():
+    for key, weight in layers.items():
         module, _, kind = key.partition(".lora_")  # "down_blocks.0.attentions.0.proj_in", "A.weight"
         name = "lora_unet_" + module.replace(".", "_")
         state[f"{name}.lora_{'down' if kind.startswith('A') else 'up'}.weight"] = weight.contiguous()
-        state[f"{name}.alpha"] = _scalar(alpha)
+        state[f"{name}.alpha"] = torch.tensor(float(alpha))
     folder.mkdir(parents=True, exist_ok=True)
     save_file(state, str(folder / "pytorch_lora_weights.safetensors"))
     return folder
 
 
-def _scalar(value: float):
-    import torch
-
-    return torch.tensor(float(value))
+@_seeded_and_quiet
+def build_lcm_lora(folder: Path) -> Path:
+    """An LCM-LoRA for the SD 1.5 kit's UNet, in the kohya format of latent-consistency/lcm-lora-sdv1-5
+    (see `save_kohya_unet_lora`), so loading goes through diffusers' conversion as the real one does.
+    Its alpha is not its rank: the loader must apply the alpha / rank scale."""
+    alpha = 2 * LORA_RANK
+    return save_kohya_unet_lora(random_lora(_tiny_sd_unet(), UNET_LORA_TARGETS, alpha), alpha, folder)
 
 
 @_seeded_and_quiet
@@ -779,7 +781,7 @@ def build_tcd_lora_sdxl(folder: Path) -> Path:
     """A TCD-style LoRA for the SDXL kit's UNet, in diffusers' own format (``unet.<module>.lora_A.weight``)."""
     from diffusers import StableDiffusionXLInpaintPipeline
 
-    layers = _random_lora(_tiny_sdxl_unet(), UNET_LORA_TARGETS, LORA_RANK)
+    layers = random_lora(_tiny_sdxl_unet(), UNET_LORA_TARGETS, LORA_RANK)
     StableDiffusionXLInpaintPipeline.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
     return folder
 
@@ -791,7 +793,7 @@ def build_flux_turbo_lora(folder: Path) -> Path:
     diffusers' expansion of the LoRA's input features, as the real one does."""
     from diffusers import FluxFillPipeline
 
-    layers = _random_lora(_tiny_flux_transformer(4 * FLUX_LATENT_CHANNELS), FLUX_LORA_TARGETS, LORA_RANK)
+    layers = random_lora(_tiny_flux_transformer(4 * FLUX_LATENT_CHANNELS), FLUX_LORA_TARGETS, LORA_RANK)
     FluxFillPipeline.save_lora_weights(folder, transformer_lora_layers=layers, safe_serialization=True)
     return folder
 
