@@ -88,15 +88,17 @@ def peak_mb(device: str) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def pipeline(run: dict, preset: str = "default", **options):
-    from benchmarks.promptpaint_side import preset_pipeline
+def pipeline(run: dict, **options):
+    from promptpaint.pipeline.pipeline import Pipeline
 
     models = run["models"]
-    config = SideConfig(device=run["device"], models=models, photo="", batch=[], out_dir="", steps=None,
-                        preset=preset)
-    return preset_pipeline(config)(detector=models["grounding-dino"], segmenter=models["sam"],
-                                   inpainter=models["inpainter"], remover=models["remover"], device=run["device"],
-                                   **options)
+    return Pipeline(detector=models["grounding-dino"], segmenter=models["sam"], inpainter=models["inpainter"],
+                    remover=models["remover"], device=run["device"], **options)
+
+
+def preset_options(run: dict, preset: str) -> dict:
+    """The replace options of a preset: fast mode with the benchmark's LoRA, or nothing."""
+    return {"fast": True, "fast_lora": run["models"]["fast-lora"]} if preset == "fast" else {}
 
 
 def coffee_box(rgb) -> list[float]:
@@ -107,20 +109,20 @@ def coffee_box(rgb) -> list[float]:
     return [fx0 * w, fy0 * h, fx1 * w, fy1 * h]
 
 
-def replace(pipe, rgb, steps: int | None) -> None:
+def replace(pipe, rgb, steps: int | None, options: dict) -> None:
     """One replace as a user asks for it: find the coffee, cut it out, repaint it."""
     pipe.detect(rgb, [JOB[0].label])
     box = coffee_box(rgb)
     mask = clip_to_box(pipe.segment(rgb, box=[box]).mask, box)
-    pipe.replace(rgb, prompt=JOB[0].prompt, mask=mask, seed=1, steps=steps)
+    pipe.replace(rgb, prompt=JOB[0].prompt, mask=mask, seed=1, steps=steps, **options)
 
 
-def warm_latency(run: dict, pipe, salt: int) -> dict:
+def warm_latency(run: dict, pipe, salt: int, preset: str = "default") -> dict:
     """A replace of another photo first (warm-up), then the median of ``repeats`` replaces."""
-    device = run["device"]
+    device, options = run["device"], preset_options(run, preset)
     warm, *timed = photos(run["size"], run["repeats"] + 1, salt)
-    warmup_s = seconds(device, replace, pipe, warm, run["steps"])
-    runs = [seconds(device, replace, pipe, rgb, run["steps"]) for rgb in timed]
+    warmup_s = seconds(device, replace, pipe, warm, run["steps"], options)
+    runs = [seconds(device, replace, pipe, rgb, run["steps"], options) for rgb in timed]
     return {"latency_s": round(statistics.median(runs), 3), "runs_s": [round(r, 3) for r in runs],
             "warmup_s": round(warmup_s, 3)}
 
@@ -131,9 +133,11 @@ def section_latency(run: dict) -> dict:
     device, out = run["device"], {}
     for preset in ("default", "fast"):
         reset_peak(device)
-        pipe = pipeline(run, preset)
+        pipe = pipeline(run)
         inpainter = pipe.inpainter()
-        out[preset] = {**warm_latency(run, pipe, salt=1 if preset == "default" else 2),
+        if preset == "fast":
+            inpainter = inpainter.fast(run["models"]["fast-lora"])
+        out[preset] = {**warm_latency(run, pipe, salt=1 if preset == "default" else 2, preset=preset),
                        "steps": run["steps"] or inpainter.default_steps, "guidance": inpainter.default_guidance,
                        "scheduler": inpainter.scheduler, "dtype": str(inpainter.dtype).removeprefix("torch."),
                        "peak_cuda_mb": peak_mb(device)}

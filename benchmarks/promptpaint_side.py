@@ -32,10 +32,10 @@ def load(config: SideConfig, watch: Stopwatch):
     from promptpaint.pipeline.pipeline import Pipeline
 
     with watch.stage("load"):
-        pipe = preset_pipeline(config)(detector=config.models["grounding-dino"], segmenter=config.models["sam"],
-                                       inpainter=config.models["inpainter"], remover=config.models["remover"],
-                                       device=config.device, compile=config.compile, offload=config.offload)
-        detector, segmenter, inpainter, remover = pipe.detector(), pipe.segmenter(), pipe.inpainter(), pipe.remover()
+        pipe = Pipeline(detector=config.models["grounding-dino"], segmenter=config.models["sam"],
+                        inpainter=config.models["inpainter"], remover=config.models["remover"],
+                        device=config.device, compile=config.compile, offload=config.offload)
+        detector, segmenter, inpainter, remover = pipe.detector(), pipe.segmenter(), painter(pipe, config), pipe.remover()
     watch.wrap(detector, "detect", "detect")
     watch.wrap(segmenter, "segment", "segment")
     watch.wrap(inpainter, "inpaint", "inpaint")
@@ -44,20 +44,16 @@ def load(config: SideConfig, watch: Stopwatch):
     return pipe
 
 
-def preset_pipeline(config: SideConfig):
-    """The Pipeline class for the preset: with ``fast``, one whose diffusion inpainter runs in fast
-    mode with the benchmark's LoRA (the full-size random twin of the published one)."""
-    from promptpaint.pipeline.pipeline import Pipeline
+def preset_options(config: SideConfig) -> dict:
+    """The edit options of the preset: with ``fast``, fast mode with the benchmark's LoRA (the
+    full-size random twin of the published one)."""
+    return {"fast": True, "fast_lora": config.models["fast-lora"]} if config.preset == "fast" else {}
 
-    if config.preset == "default":
-        return Pipeline
-    lora = config.models["fast-lora"]
 
-    class FastPipeline(Pipeline):
-        def inpainter(self, name=None):
-            return super().inpainter(name).fast(lora)
-
-    return FastPipeline
+def painter(pipe, config: SideConfig):
+    """The diffusion model the preset's edits call (the fast one shares the plain one's weights)."""
+    inpainter = pipe.inpainter()
+    return inpainter.fast(config.models["fast-lora"]) if config.preset == "fast" else inpainter
 
 
 def describe_remover(remover) -> str:
@@ -82,7 +78,8 @@ def edit_photo(pipe, rgb: np.ndarray, config: SideConfig,
     masks = [clip_to_box(mask, box) for mask, box in zip(segmentation.detections.masks, boxes)]
     current, area, first_edit_s = rgb, np.zeros((h, w), bool), 0.0
     for edit, mask in zip(JOB, masks):
-        common = {"mask": mask, "seed": edit.seed, "steps": config.steps, "progress": clock.tick if clock else None}
+        common = {"mask": mask, "seed": edit.seed, "steps": config.steps, "progress": clock.tick if clock else None,
+                  **preset_options(config)}
         if edit.op == "replace":
             result = pipe.replace(current, prompt=edit.prompt, **common)
         elif edit.op == "background":
@@ -136,7 +133,7 @@ def run(config: SideConfig) -> dict:
     with watch.stage("total"):
         image, area, boxes, sources, first_edit_s = edit_photo(pipe, rgb, config, clock)
     save_image(Path(config.out_dir) / "promptpaint.png", image)
-    inpainter = pipe.inpainter()
+    inpainter = painter(pipe, config)
     result = {
         "load_s": load_s,
         **watch.figures(),

@@ -69,6 +69,10 @@ class ModelOptions(_Strict):
     dtype: DType = Field(default_factory=_env("dtype", "auto"))
     offload: bool = Field(False, description="offload diffusion models to the CPU between steps (small GPUs)")
     compile: bool = Field(False, description="torch.compile the denoiser (a warm-up per new crop size; for long GPU batches)")
+    preview_decoder: str | None = Field(default_factory=lambda: os.environ.get("PROMPTPAINT_PREVIEW_DECODER") or None,
+                                        description="what draws live previews: a tiny autoencoder (taesd, taesdxl, "
+                                        "taef1, hub id or folder) or 'linear' (default: the model's tiny autoencoder "
+                                        "when it is on this machine, else linear)")
 
 
 def split_labels(value: Any) -> list[str]:
@@ -210,8 +214,19 @@ class EditOptions(SelectOptions):
     feather: int | None = Field(None, ge=0, description="soft edge width in pixels (operation default when omitted)")
     padding: float = Field(0.5, ge=0, description="context around the mask: <1 a fraction of its size, else pixels")
     working_size: int | None = Field(None, ge=64, description="model working size (model default when omitted)")
+    fast: bool = Field(False, description="few-step sampling through the diffusion model's distillation LoRA "
+                       "(LCM for SD 1.5, TCD for SDXL, Turbo for FLUX.1 Fill): several times faster, a little less "
+                       "detail; prompt-free removers (LaMa) are fast already")
+    fast_lora: str | None = Field(None, description="the LoRA --fast uses: lcm-sd15, lcm-sdxl, tcd-sdxl, flux-turbo, "
+                                  "a hub id, folder or .safetensors file (default: the model's)")
     inpainter: str | None = None
     remover: str | None = None
+
+    @model_validator(mode="after")
+    def _fast_lora_needs_fast(self) -> EditOptions:
+        if self.fast_lora and not self.fast:
+            raise ValueError("--fast-lora needs --fast")
+        return self
 
 
 class Limits(_Strict):

@@ -330,3 +330,25 @@ def test_a_killed_run_resumed_ends_with_every_item_done_exactly_once(tmp_path, p
     assert len(counts) == 20 and set(counts.values()) == {1}
     assert all((out / r["output"]).is_file() for r in read_rows(out / "manifest.jsonl"))
     assert not list(out.rglob("*.tmp"))
+
+
+def test_fast_from_the_recipe_and_a_manifest_column(tmp_path, photos, tiny):
+    """``fast: true`` (#16) as a recipe default for every item, and as a manifest column for one."""
+    from promptpaint.pipeline.recipe import recipe_from_image
+
+    shutil.copy(photos / "img00.png", tmp_path / "a.png")
+    shutil.copy(photos / "img03.tif", tmp_path / "b.tif")
+    lora = str(tiny["lcm-lora"])
+    recipe = write_recipe(tmp_path, {**DIFFUSION_RECIPE, "fast": True, "fast_lora": lora})
+    out = tmp_path / "out"
+    assert batch_cli(tmp_path / "a.png", "--recipe", recipe, "-o", out, *tiny_args(tiny)).exit_code == 0
+    edit = recipe_from_image(out / "a.png")["edits"][0]
+    assert (edit["fast"], edit["fast_lora"], edit["scheduler"]) == (True, lora, "LCMScheduler")
+    manifest = write_jsonl(tmp_path / "rows.jsonl", [{"image": str(tmp_path / "a.png")},
+                                                     {"image": str(tmp_path / "b.tif"), "fast": True,
+                                                      "fast_lora": lora}])
+    out = tmp_path / "out2"
+    assert batch_cli(manifest, "--recipe", write_recipe(tmp_path, DIFFUSION_RECIPE), "-o", out,
+                     *tiny_args(tiny)).exit_code == 0
+    plain, fast = (recipe_from_image(next(out.rglob(f"{name}.png")))["edits"][0] for name in ("a", "b"))
+    assert "fast" not in plain and fast["fast"] is True

@@ -547,3 +547,24 @@ def test_detect_and_segment_record_the_thresholds_used(tiny, cat_png, tmp_path, 
     report = json.loads((out / "detections.json").read_text())
     assert {k: report[k] for k in expected} == {k: 0.0 for k in expected}
     assert ("text_threshold" in report) == ("text_threshold" in expected)
+
+
+def test_fast_flag_records_the_lora_and_replays_exactly(tiny, cat_rgb, tmp_path):
+    """--fast (#16): few-step sampling with the LCM-LoRA; the PNG's recipe replays it exactly."""
+    cat_png = tmp_path / "small-cat.png"
+    Image.fromarray(cat_rgb[50:250, 100:400]).save(cat_png)
+    models = ["--segmenter", tiny["sam"], "--inpainter", tiny["sd-inpaint"]]
+    out, again = tmp_path / "fast.png", tmp_path / "again.png"
+    result = _cli("replace", cat_png, "--box", "60,40,160,140", "--prompt", "a ball", "--seed", "4", "--fast",
+                  "--fast-lora", tiny["lcm-lora"], *models, "-o", out)
+    assert result.exit_code == 0, result.output
+    edit = json.loads(read_png_metadata(out)["promptpaint"])["edits"][0]
+    assert (edit["fast"], edit["fast_lora"], edit["steps"], edit["guidance"], edit["scheduler"]) == \
+        (True, str(tiny["lcm-lora"]), 4, 1.0, "LCMScheduler")
+    result = _cli("run", cat_png, "--from-image", out, "-o", again)
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.array(Image.open(again)), np.array(Image.open(out)))
+    missing = _cli("replace", cat_png, "--box", "60,40,160,140", "--prompt", "a ball", "--fast", *models,
+                   "-o", tmp_path / "never.png")
+    assert missing.exit_code == 4 and "lcm-lora-sdv1-5" in missing.output  # not downloaded: one line, exit 4
+    assert not (tmp_path / "never.png").exists()

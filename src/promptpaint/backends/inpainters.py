@@ -42,6 +42,8 @@ class DiffusersInpainter:
     min_context = 0  # small windows are enlarged to the working size instead
     batches = True  # mask, prompt and negative_prompt may also be lists, one per image
     lora: str | None = None  # fast mode's distillation LoRA (hub id or path); None: plain sampling
+    has_fast_mode = True  # see fast()
+    shows_previews = True
 
     def __init__(self, ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False):
         folder = local_folder(ref)  # fails fast, before the slow library imports
@@ -315,6 +317,8 @@ class FastInpainter:
     needs_prompt = True
     upscale = True
     batches = True
+    has_fast_mode = False  # it is the fast mode
+    shows_previews = True
 
     def __init__(self, base: DiffusersInpainter, mode):
         from promptpaint.backends.fast import lora_location

@@ -85,12 +85,32 @@ class Inpainter(Protocol):
     default_steps: int | None
     default_guidance: float | None
     default_strength: float | None
+    #: the sampler (a diffusers scheduler's name), for the recipe; None: the model has none
+    scheduler: str | None
+    #: fast mode's distillation LoRA (hub id or path) when this is the fast model; None otherwise
+    lora: str | None
+    #: :meth:`fast` gives this model in fast mode (few-step sampling through a distillation LoRA)
+    has_fast_mode: bool
+    #: ``inpaint(previews=N)`` shows pictures of the work in progress
+    shows_previews: bool
 
     def inpaint(self, images: list[np.ndarray], mask: np.ndarray | list[np.ndarray], *,
                 prompt: str | list[str], negative_prompt: str | list[str], seeds: list[int],
                 steps: int | None, guidance: float | None, strength: float | None,
-                progress: Progress | None = None) -> list[np.ndarray]:
-        """Repaint the True area of ``mask`` in each image (all of one size); one output per image."""
+                progress: Progress | None = None, previews: int = 0) -> list[np.ndarray]:
+        """Repaint the True area of ``mask`` in each image (all of one size); one output per image.
+        With ``previews`` > 0 (where ``shows_previews``), every that many steps and at the last
+        ``progress`` also gets ``preview=``: the crop as generated so far (RGB uint8, its size)."""
+        ...
+
+    def fast(self, lora: str | None = None) -> Inpainter:
+        """Only where ``has_fast_mode``: the same loaded model in fast mode (``lora``: another
+        distillation LoRA than its default)."""
+        ...
+
+    def use_preview_decoder(self, name: str | None) -> None:
+        """Only where ``shows_previews``: draw previews with ``name`` (a tiny autoencoder or
+        ``"linear"``; None: the default choice). Loads it now."""
         ...
 
 

@@ -33,6 +33,10 @@ class _Remover:
     default_steps = None
     default_guidance = None
     default_strength = None
+    scheduler = None
+    lora = None
+    has_fast_mode = False  # one pass, fast already
+    shows_previews = False
     working_size = 1024
     #: The least context (pixels per side) a window should give the model around a hole.
     min_context = 0

@@ -102,7 +102,8 @@ def _progress_bar():
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @options_from(SegmentOptions, skip=("exclude", "box", "point", "mask", "invert", "fill_holes",
                                     "min_area", "dilate", "detector", "segmenter"))
-@options_from(ModelOptions, skip=(*(r for r in MODEL_ROLES if r != "detector"), "offload", "compile"))
+@options_from(ModelOptions, skip=(*(r for r in MODEL_ROLES if r != "detector"), "offload", "compile",
+                                  "preview_decoder"))
 def detect(image: Path, **values: Any) -> None:
     """Print what the detector finds as JSON (boxes in pixels, scores, labels, thresholds used)."""
     from promptpaint.core.serialize import detect_to_json
@@ -132,7 +133,7 @@ def _warn_missing(missing: list[str]) -> None:
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @options_from(SegmentOptions, skip=("detector", "segmenter"))
 @options_from(ModelOptions, skip=(*(r for r in MODEL_ROLES if r not in ("detector", "segmenter")), "offload",
-                                  "compile"))
+                                  "compile", "preview_decoder"))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="folder for mask.png, instance PNGs, overlay.png and detections.json")
 @click.option("--overwrite", is_flag=True, help="replace the files of an earlier run in the folder")
@@ -204,7 +205,7 @@ def _edit_command(operation: Operation) -> click.Command:
     hidden = MODEL_ROLES if operation.takes_selection else MODEL_ROLES + tuple(SelectOptions.model_fields)
     hidden += operation.unused_options
     unused_models = tuple(role for role in MODEL_ROLES if role not in operation.model_roles())
-    unused_models += operation.unused_options
+    unused_models += (*operation.unused_options, "preview_decoder")  # the CLI shows no live previews
 
     @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
     @options_from(operation.options, skip=hidden)
@@ -228,7 +229,7 @@ for _operation in operations.all_operations():
 @click.argument("recipe", required=False)
 @click.option("--from-image", type=click.Path(dir_okay=False, path_type=Path),
               help="replay the recipe embedded in a PNG that promptpaint wrote")
-@options_from(ModelOptions)
+@options_from(ModelOptions, skip=("preview_decoder",))
 @_output_options
 def run(image: Path, recipe: str | None, from_image: Path | None, output, save_mask, overwrite,
         **values: Any) -> None:

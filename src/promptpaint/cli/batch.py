@@ -31,7 +31,7 @@ from promptpaint.options import ModelOptions
 @click.option("--overwrite", is_flag=True, help="redo every item, replacing existing outputs")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="output format (PNG embeds the recipe)")
-@options_from(ModelOptions)
+@options_from(ModelOptions, skip=("preview_decoder",))  # a batch shows no live previews
 def batch(input_spec: str, recipe: str, out_dir: str, engine: str, ray_address: str | None, workers: int | None,
           batch_size: int | None, resume: bool, fail_fast: bool, overwrite: bool, fmt: str, **values: Any) -> None:
     """Apply a recipe to every image of INPUT: a folder (recursive), a glob ('shoot/**/*.jpg'), or a

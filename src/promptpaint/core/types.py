@@ -16,7 +16,12 @@ import numpy as np
 
 class Progress(Protocol):
     """The one progress callback of promptpaint: called ``(step, total)`` after each step of a model
-    pass (a denoising step; a LaMa window), ``step`` counting from 1 in every pass."""
+    pass (a denoising step; a LaMa window), ``step`` counting from 1 in every pass.
+
+    A caller that asks for live previews (``previews=N`` on ``Pipeline.edit``, ``apply`` and ``run``)
+    must accept a ``preview=`` keyword too: every N steps of a diffusion pass, and at its last, the
+    call also carries the window being generated as it looks so far (RGB ``uint8``, the window's
+    size, as the model sees it). A caller that did not ask never receives one."""
 
     def __call__(self, step: int, total: int, /) -> None: ...
 

@@ -29,7 +29,12 @@ if TYPE_CHECKING:
 #: recipe keys whose recorded value is what the edit actually used (resolved), not what was given
 MODEL_ROLES = tuple(DEFAULT_MODELS)  # detector, segmenter, inpainter, remover, matting
 RESOLVED_KEYS = ("dilate", "feather", "box_threshold", "text_threshold", "steps", "guidance", "strength",
-                 *MODEL_ROLES)
+                 *MODEL_ROLES, "fast", "fast_lora")
+#: recipe keys that name a model: the name the user gave is kept (an alias stays an alias)
+NAMED_MODELS = (*MODEL_ROLES, "fast_lora")
+#: recipe keys recorded for the reader only (the sampler follows from the model, fast and
+#: fast_lora); a recipe being read drops them
+RECORDED_ONLY = ("scheduler",)
 
 
 class Operation:
@@ -97,6 +102,8 @@ class Operation:
                 needed["detector"] = edit.detector or models.detector
         if self.generator:
             needed[self.generator] = getattr(edit, self.generator) or getattr(models, self.generator)
+            if edit.fast:
+                needed["fast_lora"] = edit.fast_lora  # None: the generator's default one
         return needed
 
     # ------------------------------------------------------------ the edit
@@ -118,7 +125,7 @@ class Operation:
         given = edit.model_dump(mode="json", exclude_defaults=True)
         entry = {k: v for k, v in given.items() if k not in RESOLVED_KEYS}
         for key, value in used.items():
-            entry[key] = given[key] if key in MODEL_ROLES and key in given else value
+            entry[key] = given[key] if key in NAMED_MODELS and key in given else value
         return entry | {"op": self.name, "seed": seed}
 
 

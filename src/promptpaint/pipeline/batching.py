@@ -51,6 +51,7 @@ class InpaintCall:
     guidance: float | None
     strength: float | None
     progress: Progress | None = None
+    previews: int = 0  # a preview picture with the progress every this many steps (0: none)
 
     def batch_key(self) -> tuple:
         """Calls with equal keys can share one model call (prompts, masks and seeds may differ)."""
@@ -59,7 +60,7 @@ class InpaintCall:
     def run_alone(self) -> np.ndarray:
         return self.model.inpaint([self.image], self.mask, prompt=self.prompt, negative_prompt=self.negative_prompt,
                                   seeds=[self.seed], steps=self.steps, guidance=self.guidance,
-                                  strength=self.strength, progress=self.progress)[0]
+                                  strength=self.strength, progress=self.progress, previews=self.previews)[0]
 
 
 Request = SelectHint | InpaintCall

@@ -52,6 +52,7 @@ class EditJob:
     mask: Any  # a mask given beside the options (an array through the Python API, an HTTP upload)
     seed: int
     progress: Progress | None = None
+    previews: int = 0  # with the progress, a preview picture every this many denoising steps
     used: dict[str, Any] = field(default_factory=dict)  # resolved values and model ids, for the recipe
     notes: list[str] = field(default_factory=list)  # warnings for the user (a clamped box...), in the result's info
 
@@ -82,11 +83,17 @@ class EditJob:
         return seg
 
     def generator(self) -> Inpainter:
-        """The model that paints (the operation's ``generator`` role), checked to fit the operation."""
+        """The model that paints (the operation's ``generator`` role), checked to fit the operation;
+        in fast mode with ``--fast`` (a prompt-free remover has none: it is one pass already)."""
         role = self.operation.generator
         model = self.pipeline.model(role, getattr(self.edit, role))
         self.operation.check_generator(model)
         self.used[role] = model.model_id
+        if self.edit.fast and model.has_fast_mode:
+            model = model.fast(self.edit.fast_lora)
+            self.used.update(fast=True, fast_lora=model.lora)
+        if self.previews and model.shows_previews:
+            model.use_preview_decoder(self.pipeline.models.preview_decoder)
         return model
 
     def generate(self, rgb: np.ndarray, weights: np.ndarray, model: Inpainter, prompt: str) -> Steps:
@@ -100,6 +107,8 @@ class EditJob:
         steps, guidance, strength = (self.resolve(name, default) if default is not None else None for name, default in
                                      (("steps", model.default_steps), ("guidance", model.default_guidance),
                                       ("strength", model.default_strength)))
+        if model.scheduler is not None:
+            self.used["scheduler"] = model.scheduler  # for the reader: fast and fast_lora decide it on replay
         seeds = [self.seed + i for i in range(edit.variants)]
         settings = StitchSettings(working_size=edit.working_size or model.working_size, multiple=model.multiple,
                                   upscale=model.upscale, padding=edit.padding, min_context=model.min_context)
@@ -107,7 +116,8 @@ class EditJob:
         def calls(crops: list[np.ndarray], mask: np.ndarray) -> list[InpaintCall]:
             # One call per variant: run alone, each variant replays exactly from its own seed.
             return [InpaintCall(model, crop, mask, prompt, edit.negative_prompt, seed, steps, guidance, strength,
-                                self.progress) for crop, seed in zip(crops, seeds)]
+                                self.progress, self.previews if self.progress else 0)
+                    for crop, seed in zip(crops, seeds)]
 
         variants, windows = yield from stitch_steps([rgb] * len(seeds), weights, settings, calls)
         return Generated(variants, windows)

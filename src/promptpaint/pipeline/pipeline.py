@@ -19,7 +19,11 @@ import numpy as np
 
 from promptpaint import operations
 from promptpaint.backends import registry
+<<<<<<< HEAD
 from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, MATTER_FAMILIES,
+=======
+from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, PREVIEW_FAMILIES,
+>>>>>>> 844ec74 (--fast and live previews through the option models (#16, #14 item 6))
                                            REMOVER_FAMILIES, SEGMENTER_FAMILIES)
 from promptpaint.core.images import LoadedImage, load_image
 from promptpaint.core.types import Detections, EditResult, Progress, Segmentation
@@ -50,8 +54,10 @@ class Pipeline:
     >>> out = pipe.replace("photo.jpg", find="fox", prompt="a bulldog", seed=1)
 
     Every registered operation is a method: ``pipe.<op>(image, options=None, *, mask=None,
-    progress=None, **fields)`` (``replace``, ``remove``, ``outpaint``, ...). ``limits`` bounds the
-    images and canvases it accepts (see :class:`~promptpaint.options.Limits`).
+    progress=None, previews=0, **fields)`` (``replace``, ``remove``, ``outpaint``, ...). ``limits``
+    bounds the images and canvases it accepts (see :class:`~promptpaint.options.Limits`).
+    ``previews=N``: the progress callback also gets a picture of the work every N denoising steps
+    (see :class:`~promptpaint.core.types.Progress`).
     """
 
     def __init__(self, models: ModelOptions | None = None, *, limits: Limits | None = None, **overrides: Any):
@@ -121,6 +127,7 @@ class Pipeline:
             raise InvalidOptionError(f"unknown model role {role!r}; use one of {', '.join(ROLE_FAMILIES)}")
         return getattr(self, role)(name)
 
+<<<<<<< HEAD
     def preflight(self, needed: dict[str, str]) -> None:
         """Check that every model of ``needed`` (role -> name) is here, before loading any of them,
         and name every missing one in ONE error with the ``promptpaint models fetch`` command that
@@ -161,6 +168,28 @@ class Pipeline:
         from promptpaint.backends.fetch import runs_half
 
         return runs_half(self._device or self.models.device, self.models.dtype)
+=======
+    def preflight(self, needed: dict[str, str | None]) -> None:
+        """Check that every model of ``needed`` (role -> name) is here, before loading any of them:
+        a missing one then fails in about a second instead of after minutes of other work.
+        ``fast_lora`` (None: the default one) is checked for the diffusion model that paints."""
+        needed = dict(needed)
+        if needed.get("segmenter") and _available(needed["segmenter"], "segmenter").family == "sam3":
+            needed.pop("detector", None)  # SAM 3 finds from text itself
+        fast = "fast_lora" in needed
+        lora = needed.pop("fast_lora", None)
+        painters = []
+        for role, name in needed.items():
+            ref = _available(name, role)
+            if role in ("inpainter", "remover"):
+                painters.append(ref)
+        if fast:
+            from promptpaint.backends.fast import fast_mode, lora_location
+
+            for ref in painters:
+                if ref.family in INPAINTER_FAMILIES:  # a prompt-free remover has no fast mode
+                    lora_location(fast_mode(ref.family, lora))
+>>>>>>> 844ec74 (--fast and live previews through the option models (#16, #14 item 6))
 
     def load(self, image: Any) -> LoadedImage:
         """Decode an image (path, bytes, array, PIL image) within the pipeline's pixel limit."""
@@ -213,10 +242,11 @@ class Pipeline:
         return [*super().__dir__(), *operations.names()]
 
     def apply(self, op: str, image: Any, options: EditOptions | None = None, *, mask: Any = None,
-              progress: Progress | None = None, **kwargs: Any) -> EditResult:
+              progress: Progress | None = None, previews: int = 0, **kwargs: Any) -> EditResult:
         """Apply the operation ``op`` with typed ``options`` and/or keyword fields (keywords win)."""
         operation = operations.get(op)
-        return self.edit(image, _options(operation.options, options, kwargs, mask), mask=mask, progress=progress)
+        return self.edit(image, _options(operation.options, options, kwargs, mask), mask=mask, progress=progress,
+                         previews=previews)
 
     def check(self, edit: EditOptions, image: Any) -> None:
         """The checks an edit can have before any model is looked up (e.g. an outpaint canvas
@@ -224,12 +254,13 @@ class Pipeline:
         operations.get(edit.op).check(edit, self.load(image), self.limits)
 
     def edit(self, image: Any, edit: EditOptions | dict, *, mask: Any = None,
-             progress: Progress | None = None) -> EditResult:
-        """Apply one edit (typed options, or a dict with ``op``)."""
-        return run_alone(self._edit_steps(image, edit, mask, progress))
+             progress: Progress | None = None, previews: int = 0) -> EditResult:
+        """Apply one edit (typed options, or a dict with ``op``). ``previews=N``: ``progress`` also
+        gets ``preview=`` pictures every N denoising steps."""
+        return run_alone(self._edit_steps(image, edit, mask, progress, previews))
 
     def _edit_steps(self, image: Any, edit: EditOptions | dict, mask: Any = None,
-                    progress: Progress | None = None) -> Steps:
+                    progress: Progress | None = None, previews: int = 0) -> Steps:
         """One edit as a generator of model requests (see ``pipeline.batching``), by its operation."""
         if isinstance(edit, dict):
             edit = operations.parse_edit(edit, mask_given=mask is not None)
@@ -239,16 +270,20 @@ class Pipeline:
         self.preflight(operation.models(edit, self.models, mask_given=mask is not None))
         started = time.perf_counter()
         seed = edit.seed if edit.seed is not None else random.SystemRandom().randrange(2**31)
-        job = EditJob(self, operation, edit, loaded, mask, seed, progress)
+        if previews < 0:
+            raise InvalidOptionError(f"previews must be 0 (none) or a number of steps, got {previews}")
+        if previews and self.models.preview_decoder not in (None, "linear"):
+            registry.local_folder(registry.resolve(self.models.preview_decoder, PREVIEW_FAMILIES, "preview decoder"))
+        job = EditJob(self, operation, edit, loaded, mask, seed, progress, previews)
         result = yield from operation.steps(job)
         log.info("%s done in %.2f s", edit.op, time.perf_counter() - started)
         return result
 
     # ------------------------------------------------------------ recipes
-    def run(self, image: Any, recipe: Any, *, progress: Progress | None = None,
+    def run(self, image: Any, recipe: Any, *, progress: Progress | None = None, previews: int = 0,
             mask: Any = None) -> EditResult:
         """Apply a recipe's edits in order; the result's recipe lists every edit as run."""
-        return run_alone(self._run_steps(image, recipe, mask, progress))
+        return run_alone(self._run_steps(image, recipe, mask, progress, previews))
 
     def run_many(self, pairs: Sequence[tuple[Any, Any]], *, batch_size: int = 4) -> list[EditResult | Exception]:
         """Apply a recipe to each (image, recipe) pair, ``batch_size`` pairs at a time: their
@@ -264,14 +299,15 @@ class Pipeline:
             outcomes += run_together([self._run_steps(image, recipe) for image, recipe in chunk])
         return outcomes
 
-    def _run_steps(self, image: Any, recipe: Any, mask: Any = None, progress: Progress | None = None) -> Steps:
+    def _run_steps(self, image: Any, recipe: Any, mask: Any = None, progress: Progress | None = None,
+                   previews: int = 0) -> Steps:
         from promptpaint.pipeline.recipe import load_recipe
 
         parsed = load_recipe(recipe)
         current = self.load(image)
         results: list[EditResult] = []
         for i, edit in enumerate(parsed.edits):
-            result = yield from self._edit_steps(current, edit, mask if i == 0 else None, progress)
+            result = yield from self._edit_steps(current, edit, mask if i == 0 else None, progress, previews)
             results.append(result)
             current = LoadedImage(rgb=result.image, alpha=result.alpha, source=current.source,
                                   format=current.format, icc_profile=current.icc_profile)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from promptpaint import operations
+from promptpaint.operations.base import RECORDED_ONLY
 from promptpaint.errors import InvalidOptionError
 from promptpaint.options import EditOptions, ModelOptions
 
@@ -89,6 +90,7 @@ def load_recipe(source: Any, overrides: dict[str, Any] | None = None) -> Recipe:
             raise InvalidOptionError(f"recipe edit {i}: must be a mapping with an 'op'")
         where = f"recipe edit {i} ({raw.get('op')}): "
         operation = operations.get(raw.get("op"), where)
+        raw = {k: v for k, v in raw.items() if k not in RECORDED_ONLY}
         fields = operation.options.model_fields
         merged = {k: v for k, v in {**defaults, **overrides}.items() if k in fields}
         merged.update({k: v for k, v in raw.items() if k not in REPORT_KEYS})
