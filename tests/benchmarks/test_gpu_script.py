@@ -16,10 +16,11 @@ def test_gpu_script_runs_every_section_on_the_cpu(tmp_path, tiny):
     out = tmp_path / "gpu.json"
     env = {**os.environ, "PROMPTPAINT_TINY_MODELS": str(tiny["sam"].parent), "PYTHON": sys.executable}
     # torch.compile on a CPU takes minutes even for the tiny UNet: that section is skipped here. 2 steps
-    # and one timed replace per figure: the script's paths, not its figures, are under test.
+    # and one timed replace per figure: the script's paths, not its figures, are under test (about a
+    # minute on a quiet 2-core machine; the budget is generous for a loaded one).
     process = subprocess.run(["bash", "benchmarks/gpu.sh", "--device", "cpu", "--models", "tiny", "--skip", "compile",
-                              "--steps", "2", "--repeats", "1", "--json", str(out)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600, check=False)
+                              "--steps", "2", "--repeats", "1", "--budget", "1200", "--json", str(out)], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=1300, check=False)
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-3000:]
     report = json.loads(out.read_text())
     sections = report["sections"]
@@ -32,7 +33,7 @@ def test_gpu_script_runs_every_section_on_the_cpu(tmp_path, tiny):
     assert sections["naive"]["latency_s"] > 0 and sections["naive"]["steps"] == 2
     assert set(sections["batch"]["batch_size"]) == {"1", "4", "8"}
     assert all(entry["photos_per_min"] > 0 for entry in sections["batch"]["batch_size"].values())
-    assert set(sections["dtype"]) == {"float16", "bfloat16"}
+    assert set(sections["dtype"]) == {"float32", "bfloat16"}  # a CPU has no float16 kernels
     assert set(report["ratio"]) == {"naive_over_default", "naive_over_fast"}
     assert "promptpaint fast" in process.stdout  # the summary is printed
 

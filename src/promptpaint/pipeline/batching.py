@@ -58,9 +58,10 @@ class InpaintCall:
         return (id(self.model), self.image.shape, self.steps, self.guidance, self.strength)
 
     def run_alone(self) -> np.ndarray:
+        asked = {"previews": self.previews} if self.previews else {}  # only models that show them are asked
         return self.model.inpaint([self.image], self.mask, prompt=self.prompt, negative_prompt=self.negative_prompt,
                                   seeds=[self.seed], steps=self.steps, guidance=self.guidance,
-                                  strength=self.strength, progress=self.progress, previews=self.previews)[0]
+                                  strength=self.strength, progress=self.progress, **asked)[0]
 
 
 Request = SelectHint | InpaintCall

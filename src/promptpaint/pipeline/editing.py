@@ -116,7 +116,7 @@ class EditJob:
         def calls(crops: list[np.ndarray], mask: np.ndarray) -> list[InpaintCall]:
             # One call per variant: run alone, each variant replays exactly from its own seed.
             return [InpaintCall(model, crop, mask, prompt, edit.negative_prompt, seed, steps, guidance, strength,
-                                self.progress, self.previews if self.progress else 0)
+                                self.progress, self.previews if self.progress and model.shows_previews else 0)
                     for crop, seed in zip(crops, seeds)]
 
         variants, windows = yield from stitch_steps([rgb] * len(seeds), weights, settings, calls)
