@@ -534,7 +534,6 @@ def test_detect_answers_with_the_thresholds_used(client, photo_png):
     assert data["detector"] == client.app.state.server.pipeline.detector().model_id
 
 
-<<<<<<< HEAD
 def test_segment_and_edit_answers_record_the_detectors_default_thresholds(client, photo_png, monkeypatch):
     """#10 item 4: no threshold given -> the detector's declared defaults, in the answers too."""
     detector = client.app.state.server.pipeline.detector()
@@ -611,7 +610,8 @@ def test_remove_offers_shadow_and_reflection_checkboxes(client):
     for name in ("with_shadow", "with_reflection"):
         assert properties[name]["type"] == "boolean" and properties[name]["default"] is False
     assert properties["require"]["enum"] == ["any", "all"]
-=======
+
+
 def test_fast_over_http_is_an_option_and_its_lora_must_be_allowed(make_settings, tiny, photo_png):
     """``fast: true`` in the options (#16); a LoRA other than the model's own needs --allow-model."""
     lora = str(tiny["lcm-lora"])
@@ -625,4 +625,3 @@ def test_fast_over_http_is_an_option_and_its_lora_must_be_allowed(make_settings,
     with TestClient(create_app(make_settings())) as client:
         refused = post(client, "/v1/replace", photo_png, {**EDIT, "fast": True, "fast_lora": lora})
         assert refused.status_code == 403 and "fast_lora" in refused.json()["detail"]
->>>>>>> 844ec74 (--fast and live previews through the option models (#16, #14 item 6))

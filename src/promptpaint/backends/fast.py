@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from promptpaint.backends.registry import ALIASES, LORA_FAMILIES, ModelRef, local_folder, resolve
+from promptpaint.backends.registry import ALIASES, LORA_FAMILIES, local_folder, resolve
 from promptpaint.errors import InvalidOptionError, UnsupportedOperationError
 
 
@@ -73,22 +73,22 @@ def fast_mode(family: str, lora: str | None = None) -> FastMode:
                     dict(default.call_kwargs))
 
 
+def lora_file(mode: FastMode) -> str | None:
+    """The LoRA's path when it is given as a local ``.safetensors`` file; None for an alias, hub id
+    or folder (those go through the registry like every model)."""
+    path = Path(mode.lora).expanduser()
+    if not path.is_file():
+        return None
+    if path.suffix != ".safetensors":
+        raise InvalidOptionError(f"LoRA file {path} is not a .safetensors file (pickles are never loaded)")
+    return str(path.resolve())
+
+
 def lora_location(mode: FastMode) -> tuple[str, str]:
     """(what to record, what to hand ``load_lora_weights``): the hub id or path, and the local
     folder or file. A missing LoRA fails here, in about a second, with what to do."""
-    name = mode.lora
-    path = Path(name).expanduser()
-    if name in ALIASES:
-        ref = resolve(name, LORA_FAMILIES, "fast-mode LoRA")
-    elif path.is_file():
-        if path.suffix != ".safetensors":
-            raise InvalidOptionError(f"LoRA file {path} is not a .safetensors file (pickles are never loaded)")
-        return str(path.resolve()), str(path.resolve())
-    elif path.is_dir():
-        ref = ModelRef(name, str(path.resolve()), "lora", True)
-    elif name.count("/") == 1 and not name.startswith((".", "/", "~")):
-        ref = ModelRef(name, name, "lora", False)  # a hub id: the role says what it is
-    else:
-        raise InvalidOptionError(f"fast-mode LoRA {name!r} is neither a known alias ({', '.join(FAST_LORAS)}), "
-                                 "a hub id (owner/name) nor an existing folder or .safetensors file")
+    file = lora_file(mode)
+    if file is not None:
+        return file, file
+    ref = resolve(mode.lora, LORA_FAMILIES, "lora")
     return ref.id, str(local_folder(ref))

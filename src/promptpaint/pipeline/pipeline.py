@@ -19,12 +19,8 @@ import numpy as np
 
 from promptpaint import operations
 from promptpaint.backends import registry
-<<<<<<< HEAD
 from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, MATTER_FAMILIES,
-=======
-from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES, PREVIEW_FAMILIES,
->>>>>>> 844ec74 (--fast and live previews through the option models (#16, #14 item 6))
-                                           REMOVER_FAMILIES, SEGMENTER_FAMILIES)
+                                           PREVIEW_FAMILIES, REMOVER_FAMILIES, SEGMENTER_FAMILIES)
 from promptpaint.core.images import LoadedImage, load_image
 from promptpaint.core.types import Detections, EditResult, Progress, Segmentation
 from promptpaint.errors import InvalidOptionError
@@ -127,14 +123,13 @@ class Pipeline:
             raise InvalidOptionError(f"unknown model role {role!r}; use one of {', '.join(ROLE_FAMILIES)}")
         return getattr(self, role)(name)
 
-<<<<<<< HEAD
     def preflight(self, needed: dict[str, str]) -> None:
         """Check that every model of ``needed`` (role -> name) is here, before loading any of them,
         and name every missing one in ONE error with the ``promptpaint models fetch`` command that
         fixes it (where the hub is reachable they are downloaded first). A missing model then fails
         in about a second instead of after minutes of other work."""
         needed = {role: name for role, name in needed.items() if (role, name) != ("matting", NO_MATTING)}
-        refs = registry.require(_sam3_finds_itself(needed).items(), half=self._runs_half)
+        refs = registry.require(_fast_lora(_sam3_finds_itself(needed)).items(), half=self._runs_half)
         if self.models.dtype == "float16":  # refused in one line here, not after minutes of work
             from promptpaint.backends.inpainters import INPAINTERS
             from promptpaint.backends.runtime import check_dtype
@@ -161,35 +156,13 @@ class Pipeline:
         if operation.takes_selection and not any(fields.get(k) for k in ("find", "keep", "box", "point", "mask")):
             fields["find"] = ["(what --find names)"]
         edit = operation.options.model_construct(**fields)
-        return _sam3_finds_itself(operation.models(edit, self.models, mask_given=mask_given))
+        return _fast_lora(_sam3_finds_itself(operation.models(edit, self.models, mask_given=mask_given)))
 
     def _runs_half(self) -> bool:
         """Whether the diffusion models will run in half precision (then their fp16 files are fetched)."""
         from promptpaint.backends.fetch import runs_half
 
         return runs_half(self._device or self.models.device, self.models.dtype)
-=======
-    def preflight(self, needed: dict[str, str | None]) -> None:
-        """Check that every model of ``needed`` (role -> name) is here, before loading any of them:
-        a missing one then fails in about a second instead of after minutes of other work.
-        ``fast_lora`` (None: the default one) is checked for the diffusion model that paints."""
-        needed = dict(needed)
-        if needed.get("segmenter") and _available(needed["segmenter"], "segmenter").family == "sam3":
-            needed.pop("detector", None)  # SAM 3 finds from text itself
-        fast = "fast_lora" in needed
-        lora = needed.pop("fast_lora", None)
-        painters = []
-        for role, name in needed.items():
-            ref = _available(name, role)
-            if role in ("inpainter", "remover"):
-                painters.append(ref)
-        if fast:
-            from promptpaint.backends.fast import fast_mode, lora_location
-
-            for ref in painters:
-                if ref.family in INPAINTER_FAMILIES:  # a prompt-free remover has no fast mode
-                    lora_location(fast_mode(ref.family, lora))
->>>>>>> 844ec74 (--fast and live previews through the option models (#16, #14 item 6))
 
     def load(self, image: Any) -> LoadedImage:
         """Decode an image (path, bytes, array, PIL image) within the pipeline's pixel limit."""
@@ -330,6 +303,26 @@ def _available(name: str, role: str):
     if ref.downloads:
         registry.get(ref, role=role)
     return ref
+
+
+def _fast_lora(needed: dict[str, str | None]) -> dict[str, str]:
+    """``fast_lora`` (an edit with --fast; None: the model's own) -> the ``lora`` role's model, for
+    the diffusion model that paints; nothing for a prompt-free remover (it has no fast mode) or for
+    a LoRA given as a local file (checked here)."""
+    if "fast_lora" not in needed:
+        return needed
+    needed = dict(needed)
+    lora = needed.pop("fast_lora")
+    painter = needed.get("inpainter") or needed.get("remover")
+    role = "inpainter" if needed.get("inpainter") else "remover"
+    family = registry.resolve(painter, ROLE_FAMILIES[role], role).family if painter else None
+    if family in INPAINTER_FAMILIES:
+        from promptpaint.backends.fast import fast_mode, lora_file
+
+        mode = fast_mode(family, lora)
+        if lora_file(mode) is None:
+            needed["lora"] = mode.lora
+    return needed
 
 
 def _sam3_finds_itself(needed: dict[str, str]) -> dict[str, str]:

@@ -8,12 +8,9 @@ from typing import Any
 
 from promptpaint import __version__
 from promptpaint.backends import registry
-<<<<<<< HEAD
 from promptpaint.errors import PromptPaintError
 from promptpaint.options import NO_MATTING
-=======
 from promptpaint.backends.registry import LORA_FAMILIES
->>>>>>> 844ec74 (--fast and live previews through the option models (#16, #14 item 6))
 from promptpaint.pipeline.pipeline import ROLE_FAMILIES, Pipeline
 from promptpaint.server.errors import ModelNotAllowedError
 from promptpaint.server.images import ImageStore
@@ -45,14 +42,11 @@ class ServerState:
         self.warm = True
 
     def check_models(self, options: dict[str, Any]) -> None:
-<<<<<<< HEAD
         """Requests may name only the loaded models and those given with --allow-model, by the name
         the server was given or by the id it resolves to (what a recipe records: ``facebook/sam-vit-base``
-        for ``sam-b``), so a recipe the server wrote replays on it."""
-=======
-        """Requests may name only the loaded models and those given with --allow-model (a
-        ``fast_lora`` only one given with --allow-model: without it, --fast uses the model's own)."""
->>>>>>> 844ec74 (--fast and live previews through the option models (#16, #14 item 6))
+        for ``sam-b``), so a recipe the server wrote replays on it. A
+        ``fast_lora`` must have been given with --allow-model (without one, --fast uses the
+        model's own)."""
         for role, allowed in self.allowed.items():
             name = options.get(role)
             if name is None or name in allowed:
@@ -88,12 +82,9 @@ def allowed_models(settings: ServerSettings) -> dict[str, list[str]]:
     """role -> names a request may use: the loaded default first, then every --allow-model of a
     fitting family. Names are resolved (never loaded) here, so a typo fails at start."""
     allowed: dict[str, list[str]] = {role: [getattr(settings.models, role)] for role in ROLE_FAMILIES}
-<<<<<<< HEAD
     if NO_MATTING not in allowed["matting"]:
         allowed["matting"].append(NO_MATTING)  # loads nothing
-=======
     allowed["fast_lora"] = []
->>>>>>> 844ec74 (--fast and live previews through the option models (#16, #14 item 6))
     for name in settings.allow_models:
         family = registry.resolve(name, role="allowed model").family
         roles = [role for role, families in {**ROLE_FAMILIES, "fast_lora": LORA_FAMILIES}.items() if family in families]
