@@ -46,4 +46,5 @@ def test_roles_come_from_the_family():
     assert CATALOGUE["sd15"].roles == ("inpainter", "remover")
     assert aliases_for("remover") == ["sd15", "sdxl", "flux-fill", "lama", "telea"]
     assert aliases_for("matting") == ["vitmatte"]
-    assert aliases_for("lora") == []  # the preview-vae and lora entries come with their backends
+    assert aliases_for("lora") == ["lcm-sd15", "lcm-sdxl", "tcd-sdxl", "flux-turbo"]  # fast mode's
+    assert aliases_for("preview-vae") == ["taesd", "taesdxl", "taef1"]  # live previews

@@ -40,7 +40,7 @@ def test_fast_default_lora_is_checked_before_any_model_loads(tiny_pipeline, cat_
 
     loads = []
     monkeypatch.setattr(registry, "cached", lambda key, build: loads.append(key))
-    with pytest.raises(ModelLoadError, match="latent-consistency/lcm-lora-sdv1-5.*not in the local cache"):
+    with pytest.raises(ModelLoadError, match="lcm-sd15 \\(latent-consistency/lcm-lora-sdv1-5\\).*models fetch"):
         tiny_pipeline.replace(cat_rgb, box=BOX, prompt="a ball", seed=3, fast=True)
     assert loads == []
 

@@ -325,9 +325,10 @@ class FastInpainter:
 
         self.base, self.mode = base, mode
         self.lora, location = lora_location(mode)  # fails fast when the LoRA is missing
-        self.family, self.model_id, self.device, self.dtype = base.family, base.model_id, base.device, base.dtype
-        self.multiple, self.working_size, self.pipe = base.multiple, base.working_size, base.pipe
-        self.takes_negative_prompt = base.takes_negative_prompt
+        # What the loaded model is stays the plain model's; only the sampling differs.
+        for name in ("family", "model_id", "device", "dtype", "pipe", "multiple", "working_size", "min_context",
+                     "takes_negative_prompt", "fp16_safe"):
+            setattr(self, name, getattr(base, name))
         self.default_steps, self.default_guidance, self.default_strength = mode.steps, mode.guidance, mode.strength
         if mode.scheduler is None:
             scheduler = type(base.shipped_scheduler).from_config(base.shipped_scheduler.config)
