@@ -147,7 +147,8 @@ def test_a_repository_with_pickles_only_is_refused_with_the_reason():
 # ------------------------------------------------------------------------------ local folders
 
 def test_every_tiny_kit_folder_is_complete(tiny):
-    layouts = {"sd-inpaint": "diffusers", "sdxl-inpaint": "diffusers", "flux-fill": "diffusers", "lama": "onnx"}
+    layouts = {"sd-inpaint": "diffusers", "sdxl-inpaint": "diffusers", "flux-fill": "diffusers", "lama": "onnx",
+               "lcm-lora": "lora", "tcd-lora-sdxl": "lora", "flux-turbo-lora": "lora", "taesd": "diffusers-model"}
     for name, folder in tiny.items():
         assert missing_pieces(folder, layouts.get(name, "transformers")) == [], name
 
