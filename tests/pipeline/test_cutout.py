@@ -186,6 +186,7 @@ class SolidInpainter:
     working_size, multiple, upscale, batches, min_context = 64, 8, False, False, 0
     needs_prompt, takes_negative_prompt = True, False
     default_steps, default_guidance, default_strength = 1, 1.0, 1.0
+    scheduler, lora, has_fast_mode, shows_previews = None, None, False, False
     colour = (20, 60, 250)
 
     def inpaint(self, images, mask, **_):
