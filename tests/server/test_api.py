@@ -244,7 +244,8 @@ def test_outpaint(client, photo, photo_png):
 
 
 def test_job_api_reports_progress_and_result(client, photo_png):
-    started = post(client, "/v1/jobs", photo_png, {"op": "replace", **EDIT})
+    # working size 128: one window of 2 steps (the tiny model's 64 px would end on a 1-step refine tile)
+    started = post(client, "/v1/jobs", photo_png, {"op": "replace", **EDIT, "working_size": 128})
     assert started.status_code == 202
     job = started.json()
     assert job["status"] in ("queued", "running", "done") and started.headers["x-promptpaint-job"] == job["id"]
