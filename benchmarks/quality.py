@@ -34,7 +34,7 @@ import numpy as np
 
 from benchmarks.oracles import CoherenceOracle, SeamOracle, count_suns
 from promptpaint.core import masks as M
-from promptpaint.pipeline.stitch import PREFILL, REFINE, StitchSettings, refine_steps, stitch_steps
+from promptpaint.pipeline.stitch import PREFILL, REFINE, StitchSettings, steps_at_strength, stitch_steps
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SHAPES = ("object", "background", "thin", "outpaint")
@@ -128,7 +128,7 @@ def run_edit(rgb: np.ndarray, weights: np.ndarray, model, *, prompt: str, seed: 
             else:
                 strength = 1.0 if step.strength is None else step.strength
                 answer = model.inpaint(step.crops, step.mask, prompt=prompt, negative_prompt="", seeds=[seed],
-                                       steps=refine_steps(steps, strength) if step.role == REFINE else steps,
+                                       steps=steps_at_strength(steps, strength) if step.role == REFINE else steps,
                                        guidance=None, strength=strength)
             step = run.send(answer)
     except StopIteration as done:

@@ -70,8 +70,8 @@ def test_fidelity_contract(tiny, cat_png, cat_rgb, tmp_path, args, models):
 ])
 def test_outpaint_keeps_original_exactly(tiny, cat_png, cat_rgb, tmp_path, option, value, size, offset):
     out, mask = tmp_path / "wide.png", tmp_path / "mask.png"
-    result = _cli("outpaint", cat_png, option, value, "--inpainter", tiny["sd-inpaint"], "--steps", "2",
-                  "--seed", "1", "-o", out, "--save-mask", mask)
+    result = _cli("outpaint", cat_png, option, value, "--inpainter", tiny["sd-inpaint"], "--remover", tiny["lama"],
+                  "--steps", "2", "--seed", "1", "-o", out, "--save-mask", mask)
     assert result.exit_code == 0, result.output
     canvas = np.array(Image.open(out))
     assert (canvas.shape[1], canvas.shape[0]) == size
@@ -100,7 +100,8 @@ def test_three_step_recipe_is_reproducible_and_replayable(tiny, cat_rgb, tmp_pat
     import yaml
 
     recipe.write_text(yaml.safe_dump({**RECIPE, "seed": 3}))
-    models = ["--detector", tiny["grounding-dino"], "--segmenter", tiny["sam"], "--inpainter", tiny["sd-inpaint"]]
+    models = ["--detector", tiny["grounding-dino"], "--segmenter", tiny["sam"], "--inpainter", tiny["sd-inpaint"],
+              "--remover", tiny["lama"]]  # the outpaint pre-fills with LaMa
     outs = [tmp_path / f"run{i}.png" for i in range(3)]
     for out in outs[:2]:
         result = _cli("run", cat_png, recipe, *models, "-o", out)

@@ -11,7 +11,7 @@ from promptpaint.core import masks as M
 from promptpaint.core.geometry import Window
 from promptpaint.pipeline.batching import drive
 from promptpaint.pipeline.stitch import (GENERATE, PREFILL, REFINE, ModelStep, StitchSettings, WindowJob, job_size,
-                                         plan_passes, plan_windows, refine_steps, resize_image, ring, stitch_steps)
+                                         plan_passes, plan_windows, steps_at_strength, resize_image, ring, stitch_steps)
 
 PLAIN = dict(color_match=False)  # the fakes paint solid crops: a "drift" colour matching would undo
 
@@ -173,9 +173,9 @@ def test_removers_tile_at_full_strength_and_never_refine():
 
 @pytest.mark.parametrize("steps, strength, expected", [
     (25, 0.35, 25), (2, 0.35, 3), (1, 0.3, 4), (2, 0.5, 2), (1, 0.1, 10), (4, 1.0, 4)])
-def test_refine_steps_always_leave_one_denoising_step(steps, strength, expected):
-    assert refine_steps(steps, strength) == expected
-    assert int(refine_steps(steps, strength) * strength) >= 1
+def test_steps_at_strength_always_leave_one_denoising_step(steps, strength, expected):
+    assert steps_at_strength(steps, strength) == expected
+    assert int(steps_at_strength(steps, strength) * strength) >= 1
 
 
 # ---------------------------------------------------------------- untouched pixels and blending

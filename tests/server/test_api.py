@@ -244,8 +244,8 @@ def test_outpaint(client, photo, photo_png):
 
 
 def test_job_api_reports_progress_and_result(client, photo_png):
-    # working size 128: one window of 2 steps (the tiny model's 64 px would end on a 1-step refine tile)
-    started = post(client, "/v1/jobs", photo_png, {"op": "replace", **EDIT, "working_size": 128})
+    # one window of 2 steps (with the tiny model's 64 px, refine tiles would end it on a 1-step pass)
+    started = post(client, "/v1/jobs", photo_png, {"op": "replace", **EDIT, "no_refine": True})
     assert started.status_code == 202
     job = started.json()
     assert job["status"] in ("queued", "running", "done") and started.headers["x-promptpaint-job"] == job["id"]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 #: recipe keys whose recorded value is what the edit actually used (resolved), not what was given
 MODEL_ROLES = tuple(DEFAULT_MODELS)  # detector, segmenter, inpainter, remover, matting
 RESOLVED_KEYS = ("dilate", "feather", "box_threshold", "text_threshold", "steps", "guidance", "strength",
-                 *MODEL_ROLES)
+                 "refine_strength", "no_refine", "no_color_match", "prefill", *MODEL_ROLES)
 
 
 class Operation:
@@ -51,6 +51,9 @@ class Operation:
     #: options (of its model, or ModelOptions) it has no use for: hidden from its CLI command and from
     #: the page's schema; its option model refuses them when given
     unused_options: ClassVar[tuple[str, ...]] = ()
+    #: how a diffusion model's hole is filled before it generates, when --prefill is not given
+    #: (lama, telea or none; see ``EditJob.generate``)
+    default_prefill: ClassVar[str] = "none"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -68,9 +71,11 @@ class Operation:
 
     @classmethod
     def model_roles(cls) -> tuple[str, ...]:
-        """The model roles (ModelOptions fields) this operation may load: its CLI model flags."""
+        """The model roles (ModelOptions fields) this operation may load: its CLI model flags. An
+        operation that paints with the inpainter may also pre-fill with the remover (--prefill)."""
         roles = ("detector", "segmenter") if cls.takes_selection else ()
-        return roles + ((cls.generator,) if cls.generator else ())
+        roles += (cls.generator,) if cls.generator else ()
+        return roles + (("remover",) if cls.generator == "inpainter" else ())
 
     def labels(self, edit: EditOptions) -> list[str]:
         """What the selection asks the detector to find by text (``--exclude`` is added to it)."""
@@ -97,6 +102,9 @@ class Operation:
                 needed["detector"] = edit.detector or models.detector
         if self.generator:
             needed[self.generator] = getattr(edit, self.generator) or getattr(models, self.generator)
+            prefill = edit.prefill or self.default_prefill
+            if prefill != "none":  # needed only if the generator is a diffusion model: preflight decides
+                needed["prefill"] = prefill_model(prefill, edit, models)
         return needed
 
     # ------------------------------------------------------------ the edit
@@ -120,6 +128,17 @@ class Operation:
         for key, value in used.items():
             entry[key] = given[key] if key in MODEL_ROLES and key in given else value
         return entry | {"op": self.name, "seed": seed}
+
+
+def prefill_model(choice: str, edit: EditOptions, models: ModelOptions) -> str:
+    """The remover a pre-fill choice (``lama``, ``telea``) names: the edit's or the configured
+    remover when it is of that family (a local LaMa folder, say), else the alias itself."""
+    from promptpaint.backends import registry
+
+    for name in (edit.remover, models.remover):
+        if name and registry.known_family(name) == choice:  # offline: an alias, a folder, a cached hub id
+            return name
+    return choice
 
 
 # ---------------------------------------------------------------- the registry

@@ -38,6 +38,8 @@ from promptpaint.core.geometry import Window, context_window, merge_windows, mod
 from promptpaint.core.images import resize_image
 
 PREFILL, GENERATE, REFINE = "prefill", "generate", "refine"
+#: img2img strength of the refine tiles: enough to add detail, too little to invent objects
+REFINE_STRENGTH = 0.35
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class StitchSettings:
     max_downscale: float = 2.0  # diffusion: refine past this shrink; removers: tile past it
     tile_overlap: int | None = None  # default: working_size // 8
     refine: bool = True  # diffusion: refine strongly shrunk windows at native resolution
-    refine_strength: float = 0.35
+    refine_strength: float = REFINE_STRENGTH
     color_match: bool = True  # remove each diffusion result's colour drift before blending
     prefill: bool = False  # diffusion: fill the hole with a remover before the coarse pass
     min_context: int = 0  # the model's own least window side (LaMa: 256, the crops it trained on)
@@ -164,9 +166,9 @@ def _tiles(edit: np.ndarray, window: Window, max_side: int, role: str, strength:
     return passes
 
 
-def refine_steps(steps: int, strength: float) -> int:
-    """Total steps at which img2img at ``strength`` still runs at least one denoising step
-    (diffusers runs ``int(steps * strength)`` of them and refuses 0)."""
+def steps_at_strength(steps: int, strength: float) -> int:
+    """The total steps to ask for so that a pass at ``strength`` < 1 still runs at least one
+    denoising step (diffusers runs ``int(steps * strength)`` of them and refuses 0)."""
     total = max(steps, math.ceil(1 / strength))
     while int(total * strength) < 1:
         total += 1
