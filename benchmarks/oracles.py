@@ -14,6 +14,8 @@ and never in production code.
   the seed and the prompt, at strength >= 0.5; below that it only adds faint texture to what it
   is given (img2img at low strength keeps the picture). Tiles generated independently each get
   their own sun.
+- :class:`SubjectFinder` is a segmenter that finds "the subject" from text (as SAM 3 does) by
+  knowing its mask, so that "keep the subject, new background" runs the real ``--keep`` path.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import zlib
 
 import cv2
 import numpy as np
+
+from promptpaint.core.geometry import mask_bbox
+from promptpaint.core.types import Detections
 
 SUN = (255, 210, 40)
 SKY = (90, 140, 210)
@@ -144,3 +149,29 @@ def count_suns(image: np.ndarray, min_area: int = 50, tolerance: int = 40) -> in
     near = (np.abs(image.astype(int) - SUN) <= tolerance).all(axis=-1)
     count, _, stats, _ = cv2.connectedComponentsWithStats(near.astype(np.uint8), connectivity=8)
     return int((stats[1:, cv2.CC_STAT_AREA] >= min_area).sum())
+
+
+class SubjectFinder:
+    """A segmenter (and detector, like SAM 3) that finds its label as the mask it was given."""
+
+    model_id = "oracle:subject"
+    takes_boxes = False
+    takes_points = False
+    finds_from_text = True
+    returns_masks = True
+    batches = False
+    default_box_threshold = 0.5
+    default_text_threshold = None
+
+    def __init__(self, mask: np.ndarray, label: str = "subject"):
+        self.mask, self.label = mask.astype(bool), label
+
+    def detect(self, image, labels, box_threshold, text_threshold=None) -> Detections:
+        h, w = image.shape[:2]
+        if self.label not in labels:
+            return Detections(np.zeros((0, 4)), np.zeros(0), [], np.zeros((0, h, w), bool), (w, h))
+        box = mask_bbox(self.mask)
+        return Detections([[box.x0, box.y0, box.x1, box.y1]], [1.0], [self.label], self.mask[None], (w, h))
+
+    def segment(self, image, boxes=None, points=None):
+        raise NotImplementedError("the subject is found from text only")

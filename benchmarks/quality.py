@@ -13,8 +13,10 @@
   generation. "Keep the subject, new background" on a 4000x3000 photo must show exactly one sun.
 - **Fidelity**: no pixel outside the effective mask changes; the output has the input's size.
 
-Every case reports its model calls and generated pixels. The edits run the production code path
-(crop-and-stitch, colour matching, blending) with the oracle in place of the model. The JSON has
+Every case reports its model calls and generated pixels. The edits run the production code path:
+the Pipeline and its operations (``replace``, ``replace --keep``, ``remove``, ``outpaint``, with
+their own dilation, feathering, crop-and-stitch, pre-fill, colour matching and blending), with the
+oracle given in place of the diffusion model (``Pipeline(inpainter=oracle)``). The JSON has
 ``seam`` (``matched``/``unmatched``: worst over the cases), ``coherence`` (``suns``),
 ``changed_outside`` (total over all cases) and ``cases`` (the detail). Exit status 1 when a target
 is missed. See docs/quality.md for a full run.
@@ -32,16 +34,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.oracles import CoherenceOracle, SeamOracle, count_suns
+from benchmarks.oracles import CoherenceOracle, SeamOracle, SubjectFinder, count_suns
 from promptpaint.core import masks as M
-from promptpaint.pipeline.stitch import PREFILL, REFINE, StitchSettings, steps_at_strength, stitch_steps
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SHAPES = ("object", "background", "thin", "outpaint")
-#: (operation, dilate, feather, pre-fill) each shape stands for: replace an object, keep a subject
-#: and repaint the background, remove a wire with a diffusion model, widen the photo by a quarter.
-OPERATIONS = {"object": ("replace", 4, 6, False), "background": ("keep", 0, 3, False),
-              "thin": ("remove", 8, 6, True), "outpaint": ("outpaint", 0, 0, True)}
+#: the edit each shape stands for: replace an object, keep a subject and repaint the background,
+#: remove a wire with a diffusion model (pre-filled), widen the photo by a quarter (pre-filled)
+OPERATIONS = {"object": "replace", "background": "keep", "thin": "remove", "outpaint": "outpaint"}
 OUTPAINT_SHARE = 0.25  # of the photo's width, added on the right
 COHERENCE_SIZE = (4000, 3000)
 TARGETS = {"seam_matched_max": 1.25, "seam_improvement_min": 2.0, "suns": 1, "changed_outside": 0}
@@ -88,52 +88,44 @@ def starting_image(shape: str, rgb: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(rgb, 0, 0, 0, int(rgb.shape[1] * OUTPAINT_SHARE), cv2.BORDER_REFLECT_101)
 
 
-def edit_weights(shape: str, selection: np.ndarray) -> np.ndarray:
-    """The blend weights the operation makes of the selection (its own dilate and feather)."""
-    op, dilate, feather, _ = OPERATIONS[shape]
-    edit = M.dilate(M.invert(selection), dilate) if op == "keep" else M.dilate(selection, dilate)
-    return M.feather(edit, feather)
-
-
 # ------------------------------------------------------------------------------------ the edit
 @dataclass
 class Ran:
     image: np.ndarray
+    mask: np.ndarray  # the effective mask: where pixels may differ
     calls: dict[str, int]
     generated_pixels: int
     seconds: float
+    recipe: dict
 
 
-def run_edit(rgb: np.ndarray, weights: np.ndarray, model, *, prompt: str, seed: int, color_match: bool = True,
-             refine: bool = True, prefill: bool = False, steps: int = 25) -> Ran:
-    """One edit through the crop-and-stitch, with ``model`` answering as the pipeline would ask it
-    (the refine strength and steps, Telea for the pre-fill)."""
-    from promptpaint.backends.removers import TeleaRemover
+def run_edit(shape: str, rgb: np.ndarray, selection: np.ndarray, model, *, prompt: str, seed: int,
+             **options) -> Ran:
+    """The edit a mask shape stands for, through the Pipeline and its operation, with ``model`` (an
+    oracle) as the diffusion model: replace the object, keep the subject, remove the wire with a
+    diffusion model, or outpaint. The pre-fill is Telea (LaMa's weights are not here)."""
+    from promptpaint.pipeline.pipeline import Pipeline
 
-    remover = TeleaRemover()
-    settings = StitchSettings(working_size=model.working_size, multiple=model.multiple, upscale=model.upscale,
-                              color_match=color_match, refine=refine, prefill=prefill)
-    calls = {"prefill": 0, "generate": 0, "refine": 0}
-    pixels = 0
+    op = OPERATIONS[shape]
     started = time.perf_counter()
-    run = stitch_steps([rgb], weights, settings)
-    try:
-        step = next(run)
-        while True:
-            calls[step.role] += 1
-            h, w = step.mask.shape
-            pixels += w * h * len(step.crops)
-            if step.role == PREFILL:
-                answer = remover.inpaint(step.crops, step.mask)
-            else:
-                strength = 1.0 if step.strength is None else step.strength
-                answer = model.inpaint(step.crops, step.mask, prompt=prompt, negative_prompt="", seeds=[seed],
-                                       steps=steps_at_strength(steps, strength) if step.role == REFINE else steps,
-                                       guidance=None, strength=strength)
-            step = run.send(answer)
-    except StopIteration as done:
-        (image,), _ = done.value
-    return Ran(image, calls, pixels, time.perf_counter() - started)
+    if op == "replace":
+        result = Pipeline(inpainter=model, device="cpu").replace(rgb, mask=selection, prompt=prompt, seed=seed,
+                                                                 **options)
+    elif op == "keep":
+        pipe = Pipeline(inpainter=model, segmenter=SubjectFinder(selection), device="cpu")
+        result = pipe.replace(rgb, keep="subject", prompt=prompt, seed=seed, **options)
+    elif op == "remove":
+        result = Pipeline(remover=model, device="cpu").remove(rgb, mask=selection, prompt=prompt, seed=seed,
+                                                              prefill="telea", **options)
+    else:
+        extra = selection.shape[1] - rgb.shape[1]
+        result = Pipeline(inpainter=model, device="cpu").outpaint(rgb, expand=f"0,0,{extra},0", prompt=prompt,
+                                                                  seed=seed, prefill="telea", **options)
+    calls = {"prefill": 0, "generate": 0, "refine": 0}
+    for window in result.windows:
+        calls[window.role] += 1
+    pixels = sum(w.model_size[0] * w.model_size[1] for w in result.windows)
+    return Ran(result.image, result.mask, calls, pixels, time.perf_counter() - started, result.recipe)
 
 
 # ------------------------------------------------------------------------------------ measures
@@ -158,23 +150,25 @@ def seam_score(original: np.ndarray, result: np.ndarray, weights: np.ndarray) ->
 
 
 def changed_outside(original: np.ndarray, result: np.ndarray, weights: np.ndarray) -> int:
-    return int(((original != result).any(axis=-1) & (weights == 0)).sum())
+    """Pixels that differ where the edit's weight (or effective mask) is 0."""
+    return int(((original != result).any(axis=-1) & (np.asarray(weights) == 0)).sum())
 
 
 # ------------------------------------------------------------------------------------ cases
 def seam_case(name: str, shape: str, seed: int = 1, drift: float = 1.0, outputs: Path | None = None) -> dict:
-    rgb = starting_image(shape, photo(name))
-    weights = edit_weights(shape, shape_mask(shape, (photo(name).shape[1], photo(name).shape[0])))
-    prefill = OPERATIONS[shape][3]
-    case = {"photo": name, "shape": shape, "operation": OPERATIONS[shape][0], "size": [rgb.shape[1], rgb.shape[0]]}
+    rgb = photo(name)
+    selection = shape_mask(shape, (rgb.shape[1], rgb.shape[0]))
+    start = starting_image(shape, rgb)  # what the edit starts from: the photo (outpaint: mirrored wider)
+    case = {"photo": name, "shape": shape, "operation": OPERATIONS[shape], "size": [start.shape[1], start.shape[0]]}
     changed, size_ok = 0, True
     for matched in (True, False):
-        ran = run_edit(rgb, weights, SeamOracle(drift), prompt="something new", seed=seed, color_match=matched,
-                       prefill=prefill)
+        ran = run_edit(shape, rgb, selection, SeamOracle(drift), prompt="something new", seed=seed,
+                       no_color_match=not matched)
+        weights = ran.mask.astype(np.float32)
         key = "matched" if matched else "unmatched"
-        case[f"seam_{key}"] = round(seam_score(rgb, ran.image, weights), 4)
-        changed += changed_outside(rgb, ran.image, weights)
-        size_ok &= ran.image.shape == rgb.shape
+        case[f"seam_{key}"] = round(seam_score(start, ran.image, weights), 4)
+        changed += changed_outside(start, ran.image, weights)
+        size_ok &= ran.image.shape == start.shape
         if outputs is not None:
             cv2.imwrite(str(outputs / f"seam-{name}-{shape}-{key}.png"), cv2.cvtColor(ran.image, cv2.COLOR_RGB2BGR))
         if matched:
@@ -185,13 +179,13 @@ def seam_case(name: str, shape: str, seed: int = 1, drift: float = 1.0, outputs:
 
 def coherence_case(size: tuple[int, int] = COHERENCE_SIZE, seed: int = 1, outputs: Path | None = None) -> dict:
     rgb = photo("coffee", size)
-    weights = edit_weights("background", shape_mask("background", size))
-    ran = run_edit(rgb, weights, CoherenceOracle(), prompt="a beach at sunset", seed=seed)
+    ran = run_edit("background", rgb, shape_mask("background", size), CoherenceOracle(), prompt="a beach at sunset",
+                   seed=seed)
     if outputs is not None:
         cv2.imwrite(str(outputs / "coherence.jpg"), cv2.cvtColor(ran.image, cv2.COLOR_RGB2BGR))
     return {"photo": "coffee", "shape": "background", "operation": "keep", "size": list(size),
             "suns": count_suns(ran.image), "calls": ran.calls, "generated_pixels": ran.generated_pixels,
-            "seconds": round(ran.seconds, 3), "changed_outside": changed_outside(rgb, ran.image, weights),
+            "seconds": round(ran.seconds, 3), "changed_outside": changed_outside(rgb, ran.image, ran.mask),
             "size_ok": ran.image.shape == rgb.shape}
 
 

@@ -12,6 +12,7 @@ import pytest
 from benchmarks import quality as Q
 from benchmarks.oracles import SUN, CoherenceOracle, SeamOracle, count_suns
 from promptpaint.core import masks as M
+from promptpaint.pipeline.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")
@@ -124,23 +125,28 @@ def test_seam_oracle_drifts_the_whole_crop_and_continues_the_context_at_the_mask
 
 
 def test_the_oracles_catch_independent_full_strength_tiles():
-    # Removers' tiling (each tile a full-strength generation) gives the coherence oracle a sun per
-    # tile; the coarse-to-fine path gives one.
-    rgb = Q.photo("coffee", (1600, 1200))
-    weights = Q.edit_weights("background", Q.shape_mask("background", (1600, 1200)))
+    # The same new background, once through the coarse-to-fine path, once tiled at full strength
+    # (the coherence oracle announced as a remover, which is how removers are tiled): a sun per tile.
+    size = (1600, 1200)
+    rgb, subject = Q.photo("coffee", size), Q.shape_mask("background", size)
     oracle = CoherenceOracle()
-    coarse_to_fine = Q.run_edit(rgb, weights, oracle, prompt="a beach", seed=1)
-    tiled = Q.run_edit(rgb, weights, _AsRemover(oracle), prompt="a beach", seed=1)
+    coarse_to_fine = Q.run_edit("background", rgb, subject, oracle, prompt="a beach", seed=1)
+    tiled = Pipeline(remover=_AsRemover(oracle), device="cpu").remove(rgb, mask=~subject, prompt="a beach", seed=1)
     assert count_suns(coarse_to_fine.image) == 1
-    assert count_suns(tiled.image) > 3
+    assert count_suns(tiled.image) > 3 and len(tiled.windows) > 3
 
 
 class _AsRemover:
     """The coherence oracle announced as a remover: tiles at full strength, no refinement."""
 
+    model_id = "oracle:coherence-as-remover"
+    family = "oracle"
+    working_size, multiple, upscale, needs_prompt, takes_negative_prompt = 256, 8, False, False, False
+    batches = False
+    default_steps = default_guidance = default_strength = None
+
     def __init__(self, oracle):
         self.oracle = oracle
-        self.working_size, self.multiple, self.upscale = 256, 8, False
 
-    def inpaint(self, *args, **kwargs):
-        return self.oracle.inpaint(*args, **kwargs)
+    def inpaint(self, images, mask, **kwargs):
+        return self.oracle.inpaint(images, mask, **{**kwargs, "strength": 1.0})
