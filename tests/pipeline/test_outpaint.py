@@ -36,5 +36,6 @@ def test_the_pipelines_limits_bound_the_canvas(tiny, cat_rgb, monkeypatch):
     with pytest.raises(InvalidOptionError, match="exceeds the pixel limit 150000"):
         small.outpaint(cat_rgb, expand="0,0,100,0", steps=1, seed=0)  # 551x300 = 165,300 pixels
     monkeypatch.setenv("PROMPTPAINT_MAX_PIXELS", "150000")
-    large = Pipeline(inpainter=str(tiny["sd-inpaint"]), device="cpu", limits=Limits(max_pixels=200_000))
+    large = Pipeline(inpainter=str(tiny["sd-inpaint"]), remover=str(tiny["lama"]), device="cpu",
+                     limits=Limits(max_pixels=200_000))  # the outpaint pre-fills with LaMa
     assert large.outpaint(cat_rgb, expand="0,0,100,0", steps=1, seed=0).image.shape == (300, 551, 3)
