@@ -37,6 +37,7 @@ class _Oracle:
     working_size = 512
     multiple = 8
     upscale = True
+    min_context = 0
     needs_prompt = True
     takes_negative_prompt = True
     batches = False

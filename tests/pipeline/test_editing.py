@@ -21,6 +21,7 @@ class Painter:
     working_size = 64
     multiple = 8
     upscale = True
+    min_context = 0
     needs_prompt = True
     takes_negative_prompt = True
     batches = False
