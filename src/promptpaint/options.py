@@ -214,6 +214,16 @@ class EditOptions(SelectOptions):
     feather: int | None = Field(None, ge=0, description="soft edge width in pixels (operation default when omitted)")
     padding: float = Field(0.5, ge=0, description="context around the mask: <1 a fraction of its size, else pixels")
     working_size: int | None = Field(None, ge=64, description="model working size (model default when omitted)")
+    refine_strength: float | None = Field(None, gt=0, lt=1, description="diffusion: strength of the tiles that "
+                                          "refine a region generated more than 2x smaller than the image, at "
+                                          "full resolution (0.35 when omitted; at most --strength)")
+    no_refine: bool = Field(False, description="diffusion: do not refine large regions at full resolution "
+                            "(one generation at the model's size, upscaled)")
+    no_color_match: bool = Field(False, description="diffusion: keep the model's colours as they come (no "
+                                 "correction of its colour drift against the photo)")
+    prefill: Literal["lama", "telea", "none"] | None = Field(
+        None, description="diffusion: fill the hole before generating, so the model starts from plausible "
+        "context (default: lama for remove and outpaint, none for replace)")
     fast: bool = Field(False, description="few-step sampling through the diffusion model's distillation LoRA "
                        "(LCM for SD 1.5, TCD for SDXL, Turbo for FLUX.1 Fill): several times faster, a little less "
                        "detail; prompt-free removers (LaMa) are fast already")

@@ -124,3 +124,12 @@ def test_seeds_are_stable_per_item_and_rows_may_set_them():
     assert [e.seed for e in edits] == [7, 7] and edits[0].prompt == "a cat"
     assert variant_paths("a/b.png", 1) == ["a/b.png"]
     assert variant_paths("a/b.png", 2) == ["a/b_0.png", "a/b_1.png"]
+
+
+def test_seamless_options_are_manifest_columns(tmp_path):
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("image,prefill,refine_strength,no_refine,no_color_match\na.png,telea,0.3,true,\n")
+    (item,) = discover(manifest, tmp_path / "out")
+    recipe = {"edits": [{"op": "replace", "box": "1,1,9,9", "prompt": "x"}]}
+    (edit,) = item_recipe(recipe, item).edits
+    assert (edit.prefill, edit.refine_strength, edit.no_refine, edit.no_color_match) == ("telea", 0.3, True, False)

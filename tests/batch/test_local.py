@@ -332,6 +332,27 @@ def test_a_killed_run_resumed_ends_with_every_item_done_exactly_once(tmp_path, p
     assert not list(out.rglob("*.tmp"))
 
 
+def test_seamless_options_as_recipe_keys_and_manifest_columns(tmp_path, photos, tiny):
+    """A recipe default (no_color_match) and per-row columns (prefill, refine_strength, no_refine)
+    reach each item's edit and its output's embedded recipe."""
+    from promptpaint.pipeline.recipe import recipe_from_image
+
+    (tmp_path / "in").mkdir()
+    for name in ("img00.png", "img03.tif"):
+        shutil.copy(photos / name, tmp_path / "in" / name)
+    manifest = write_jsonl(tmp_path / "in" / "list.jsonl", [
+        {"image": "img00.png", "prefill": "telea", "refine_strength": 0.3},
+        {"image": "img03.tif", "no_refine": True}])
+    recipe = write_recipe(tmp_path, {**DIFFUSION_RECIPE, "no_color_match": True})
+    result = batch_cli(manifest, "--recipe", recipe, "-o", tmp_path / "out", *tiny_args(tiny))
+    assert result.exit_code == 0, result.output
+    first = recipe_from_image(tmp_path / "out" / "img00.png")["edits"][0]
+    second = recipe_from_image(tmp_path / "out" / "img03.png")["edits"][0]
+    assert first["prefill"] == "telea" and first["no_color_match"] is True and first["strength"] == 0.99
+    assert "refine_strength" not in first  # given, but this small box needed no refine tiles: not used
+    assert second["no_refine"] is True and second["prefill"] == "none" and second["no_color_match"] is True
+
+
 def test_fast_from_the_recipe_and_a_manifest_column(tmp_path, photos, tiny):
     """``fast: true`` (#16) as a recipe default for every item, and as a manifest column for one."""
     from promptpaint.pipeline.recipe import recipe_from_image

@@ -25,7 +25,8 @@ def test_smoke_run_reports_click_latency_per_photo_size(tmp_path, tiny):
     report = json.loads(out.read_text())
     (result,) = report["results"]
     assert result["size"] == "96x64"
-    for key in ("click_ms", "click_png_ms", "decoder_alone_ms"):
+    assert result["page_format"] == "png"  # points alone: the page asks for the bare mask
+    for key in ("click_ms", "click_png_ms", "click_json_ms"):
         assert result[key]["n"] == 3 and 0 < result[key]["min_ms"] <= result[key]["median_ms"] <= result[key]["max_ms"]
     assert result["first_click_ms"] > 0 and report["target_ms"] == 300
 

@@ -70,8 +70,8 @@ def test_fidelity_contract(tiny, cat_png, cat_rgb, tmp_path, args, models):
 ])
 def test_outpaint_keeps_original_exactly(tiny, cat_png, cat_rgb, tmp_path, option, value, size, offset):
     out, mask = tmp_path / "wide.png", tmp_path / "mask.png"
-    result = _cli("outpaint", cat_png, option, value, "--inpainter", tiny["sd-inpaint"], "--steps", "2",
-                  "--seed", "1", "-o", out, "--save-mask", mask)
+    result = _cli("outpaint", cat_png, option, value, "--inpainter", tiny["sd-inpaint"], "--remover", tiny["lama"],
+                  "--steps", "2", "--seed", "1", "-o", out, "--save-mask", mask)
     assert result.exit_code == 0, result.output
     canvas = np.array(Image.open(out))
     assert (canvas.shape[1], canvas.shape[0]) == size
@@ -100,7 +100,8 @@ def test_three_step_recipe_is_reproducible_and_replayable(tiny, cat_rgb, tmp_pat
     import yaml
 
     recipe.write_text(yaml.safe_dump({**RECIPE, "seed": 3}))
-    models = ["--detector", tiny["grounding-dino"], "--segmenter", tiny["sam"], "--inpainter", tiny["sd-inpaint"]]
+    models = ["--detector", tiny["grounding-dino"], "--segmenter", tiny["sam"], "--inpainter", tiny["sd-inpaint"],
+              "--remover", tiny["lama"]]  # the outpaint pre-fills with LaMa
     outs = [tmp_path / f"run{i}.png" for i in range(3)]
     for out in outs[:2]:
         result = _cli("run", cat_png, recipe, *models, "-o", out)
@@ -547,6 +548,42 @@ def test_detect_and_segment_record_the_thresholds_used(tiny, cat_png, tmp_path, 
     report = json.loads((out / "detections.json").read_text())
     assert {k: report[k] for k in expected} == {k: 0.0 for k in expected}
     assert ("text_threshold" in report) == ("text_threshold" in expected)
+
+
+def test_seamless_options_round_trip_through_the_cli_and_a_replay(tiny, cat_rgb, tmp_path):
+    """--refine-strength, --no-refine, --no-color-match and --prefill are flags of every painting
+    command; the embedded recipe records them and replays to the same bytes."""
+    help_text = _cli("replace", "--help").output
+    assert all(flag in help_text for flag in ("--refine-strength", "--no-refine", "--no-color-match", "--prefill"))
+    photo = tmp_path / "small.png"
+    Image.fromarray(cat_rgb[:120, :160]).save(photo)
+    hole = tmp_path / "hole.png"
+    Image.fromarray((np.arange(160)[None, :] > 40).repeat(120, 0).astype(np.uint8) * 255).save(hole)
+    out, again = tmp_path / "out.png", tmp_path / "again.png"
+    result = _cli("replace", photo, "--mask", hole, "--prompt", "a wall", "--inpainter", tiny["sd-inpaint"],
+                  "--steps", "2", "--seed", "3", "--refine-strength", "0.3", "--no-color-match", "--prefill", "telea",
+                  "-o", out)
+    assert result.exit_code == 0, result.output
+    (edit,) = json.loads(read_png_metadata(out)["promptpaint"])["edits"]
+    assert (edit["prefill"], edit["no_color_match"], edit["refine_strength"]) == ("telea", True, 0.3)
+    assert edit["strength"] == 0.99  # pre-filled, no --strength given
+    result = _cli("run", photo, "--from-image", out, "-o", again)
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.array(Image.open(again)), np.array(Image.open(out)))
+    result = _cli("outpaint", photo, "--expand", "0,0,40,0", "--inpainter", tiny["sd-inpaint"], "--steps", "1",
+                  "--no-refine", "--prefill", "none", "-o", tmp_path / "wide.png")
+    assert result.exit_code == 0, result.output
+    (wide,) = json.loads(read_png_metadata(tmp_path / "wide.png")["promptpaint"])["edits"]
+    assert wide["no_refine"] is True and wide["prefill"] == "none" and "remover" not in wide
+
+
+def test_a_missing_prefill_remover_is_one_line_before_any_model_loads(tiny, cat_png, tmp_path):
+    result = CliRunner().invoke(main, ["outpaint", str(cat_png), "--aspect", "16:9", "--inpainter",
+                                       str(tiny["sd-inpaint"]), "--remover", "lama", "-o", str(tmp_path / "o.png")])
+    assert result.exit_code == 4
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and "--prefill telea needs no download" in line
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_fast_flag_records_the_lora_and_replays_exactly(tiny, cat_rgb, tmp_path):

@@ -152,8 +152,10 @@ def test_check_for_a_command_reads_its_own_options_as_its_preflight_does(fake_hu
     sam3 = run("check", "--for", "remove", "--find", "cat", "--segmenter", "sam3", "--remover", "telea")
     assert sam3.exit_code == 4 and "segmenter sam3" in sam3.stderr and "gdino" not in sam3.stderr
     assert run("check", "--for", "segment", "--mask", "m.png").stdout == "no model needed\n"
-    outpaint = run("check", "--for", "outpaint", "--inpainter", tiny["sd-inpaint"])
+    outpaint = run("check", "--for", "outpaint", "--inpainter", tiny["sd-inpaint"], "--prefill", "none")
     assert outpaint.exit_code == 0 and outpaint.stdout == f"ok  {tiny['sd-inpaint']}  {tiny['sd-inpaint']}\n"
+    prefilled = run("check", "--for", "outpaint", "--inpainter", tiny["sd-inpaint"])  # pre-fills with LaMa
+    assert prefilled.exit_code == 4 and "prefill lama" in prefilled.stderr
     bad = run("check", "--for", "replace", "-o", "x.png")
     assert bad.exit_code == 2 and bad.stderr == "error: --for replace: No such option '-o'.\n"
     mixed = run("check", "sam-b", "--find", "x")
@@ -170,7 +172,12 @@ def test_check_and_preflight_agree_on_every_command(fake_hub, tiny):
     assert pipe.needed_models("replace", {"keep": ["shoe"]})["detector"] == "gdino-tiny"
     assert pipe.needed_models("remove", {"box": ["1,2,3,4"]}) == {"segmenter": "sam-b", "remover": "lama"}
     assert pipe.needed_models("remove", {}, mask_given=True) == {"remover": "lama"}
-    assert pipe.needed_models("outpaint", {"aspect": "16:9"}) == {"inpainter": "sd15"}
+    # outpaint and a removal by a diffusion model pre-fill with LaMa; replace, or LaMa itself, do not
+    assert pipe.needed_models("outpaint", {"aspect": "16:9"}) == {"inpainter": "sd15", "prefill": "lama"}
+    assert pipe.needed_models("outpaint", {"aspect": "16:9", "prefill": "none"}) == {"inpainter": "sd15"}
+    assert pipe.needed_models("remove", {"remover": "sd15"}, mask_given=True) == {"remover": "sd15", "prefill": "lama"}
+    assert pipe.needed_models("replace", {"box": ["1,2,3,4"], "prefill": "lama"}) == {
+        "segmenter": "sam-b", "inpainter": "sd15", "prefill": "lama"}
     assert pipe.needed_models("detect", {"find": ["cat"]}) == {"detector": "gdino-tiny"}
     assert Pipeline(segmenter=str(tiny["sam3"])).needed_models("segment", {"find": ["cat"]}) == {
         "segmenter": str(tiny["sam3"])}

@@ -31,7 +31,7 @@ def test_registry_finds_the_built_in_operations():
     assert (replace.options, remove.options, outpaint.options) == (ReplaceEdit, RemoveEdit, OutpaintEdit)
     assert (replace.generator, remove.generator, outpaint.generator) == ("inpainter", "remover", "inpainter")
     assert (replace.takes_selection, remove.takes_selection, outpaint.takes_selection) == (True, True, False)
-    assert outpaint.model_roles() == ("inpainter",)
+    assert outpaint.model_roles() == ("inpainter", "remover")  # the remover pre-fills (--prefill lama)
     assert remove.summary().startswith("Erase what is selected")
 
 
@@ -117,7 +117,7 @@ def test_removers_record_no_steps_guidance_or_detector(tiny, cat_rgb, remover):
 
 def test_outpaint_records_its_feather_and_no_selection(tiny, cat_rgb):
     result = Pipeline(inpainter=str(tiny["sd-inpaint"]), device="cpu").outpaint(
-        cat_rgb, expand="0,0,40,0", overlap=3, steps=1, seed=2)
+        cat_rgb, expand="0,0,40,0", overlap=3, steps=1, seed=2, prefill="none")
     recipe = result.recipe
     assert recipe["feather"] == 3 and "dilate" not in recipe
     assert not {"detector", "segmenter", "box_threshold"} & set(recipe)

@@ -53,7 +53,9 @@ def test_progress_reports_steps(tiny, cat_rgb):
     mask = np.zeros(cat_rgb.shape[:2], bool)
     mask[50:100, 50:100] = True
     seen = []
-    pipe.replace(cat_rgb, mask=mask, prompt="x", steps=3, seed=0, progress=lambda i, n: seen.append((i, n)))
+    # one window (with the tiny model's 64 px, refine tiles would add passes of their own)
+    pipe.replace(cat_rgb, mask=mask, prompt="x", steps=3, seed=0, no_refine=True,
+                 progress=lambda i, n: seen.append((i, n)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
 
 

@@ -169,3 +169,16 @@ def test_png_without_a_recipe(tmp_path):
         recipe_from_image(path)
     with pytest.raises(InvalidOptionError, match="holds no promptpaint recipe"):
         load_recipe(path)
+
+
+def test_seamless_options_are_recipe_keys_and_defaults():
+    source = {"prefill": "telea", "no_color_match": True,
+              "edits": [{"op": "outpaint", "aspect": "16:9"},
+                        {"op": "replace", "box": BOX, "prompt": "x", "prefill": "none", "refine_strength": 0.3,
+                         "no_refine": True}]}
+    outpaint, replace = load_recipe(source).edits
+    assert (outpaint.prefill, outpaint.no_color_match, outpaint.no_refine) == ("telea", True, False)
+    assert (replace.prefill, replace.refine_strength, replace.no_refine) == ("none", 0.3, True)
+    assert load_recipe(load_recipe(source).to_dict()).edits == [outpaint, replace]
+    with pytest.raises(InvalidOptionError, match="--prefill"):
+        load_recipe({"edits": [{"op": "outpaint", "aspect": "16:9", "prefill": "mirror"}]})

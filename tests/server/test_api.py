@@ -244,7 +244,8 @@ def test_outpaint(client, photo, photo_png):
 
 
 def test_job_api_reports_progress_and_result(client, photo_png):
-    started = post(client, "/v1/jobs", photo_png, {"op": "replace", **EDIT})
+    # one window of 2 steps (with the tiny model's 64 px, refine tiles would end it on a 1-step pass)
+    started = post(client, "/v1/jobs", photo_png, {"op": "replace", **EDIT, "no_refine": True})
     assert started.status_code == 202
     job = started.json()
     assert job["status"] in ("queued", "running", "done") and started.headers["x-promptpaint-job"] == job["id"]
@@ -610,6 +611,28 @@ def test_remove_offers_shadow_and_reflection_checkboxes(client):
     for name in ("with_shadow", "with_reflection"):
         assert properties[name]["type"] == "boolean" and properties[name]["default"] is False
     assert properties["require"]["enum"] == ["any", "all"]
+
+
+def test_seamless_options_over_http(client, photo, photo_png):
+    """The four options are in the operations' schemas and recorded in the answer's recipe."""
+    schema = client.get("/v1/operations").json()[0]["options"]["properties"]
+    assert {"refine_strength", "no_refine", "no_color_match", "prefill"} <= set(schema)
+    hole = png_bytes(rect_mask(photo.shape[:2], (30, 20, 130, 110)))
+    options = {"prompt": "a wall", "steps": 2, "seed": 5, "prefill": "telea", "no_color_match": True,
+               "refine_strength": 0.3}
+    data = post(client, "/v1/replace?format=json", photo_png, options, mask_png=hole).json()
+    edit = data["recipe"]["edits"][0]
+    assert (edit["prefill"], edit["no_color_match"], edit["refine_strength"]) == ("telea", True, 0.3)
+    bad = post(client, "/v1/replace", photo_png, {**options, "prefill": "blur"}, mask_png=hole)
+    assert bad.status_code == 422 and "--prefill" in bad.json()["detail"] and "\n" not in bad.json()["detail"]
+
+
+def test_a_prefill_needs_a_remover_the_server_allows(make_settings, photo_png):
+    models = ModelOptions(inpainter="sd15", remover="telea", device="cpu")  # names only: nothing loads here
+    with TestClient(create_app(ServerSettings(models=models, preload=False))) as plain:
+        refused = post(plain, "/v1/outpaint", photo_png, {"expand": "0,0,32,0"})  # outpaint pre-fills with lama
+        assert refused.status_code == 403
+        assert refused.json()["detail"].startswith("prefill lama needs the remover 'lama', which is not allowed")
 
 
 def test_fast_over_http_is_an_option_and_its_lora_must_be_allowed(make_settings, tiny, photo_png):

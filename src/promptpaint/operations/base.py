@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 #: recipe keys whose recorded value is what the edit actually used (resolved), not what was given
 MODEL_ROLES = tuple(DEFAULT_MODELS)  # detector, segmenter, inpainter, remover, matting
 RESOLVED_KEYS = ("dilate", "feather", "box_threshold", "text_threshold", "steps", "guidance", "strength",
-                 *MODEL_ROLES, "fast", "fast_lora")
+                 "refine_strength", "no_refine", "no_color_match", "prefill", *MODEL_ROLES, "fast", "fast_lora")
 #: recipe keys that name a model: the name the user gave is kept (an alias stays an alias)
 NAMED_MODELS = (*MODEL_ROLES, "fast_lora")
 #: recipe keys recorded for the reader only (the sampler follows from the model, fast and
@@ -56,6 +56,9 @@ class Operation:
     #: options (of its model, or ModelOptions) it has no use for: hidden from its CLI command and from
     #: the page's schema; its option model refuses them when given
     unused_options: ClassVar[tuple[str, ...]] = ()
+    #: how a diffusion model's hole is filled before it generates, when --prefill is not given
+    #: (lama, telea or none; see ``EditJob.generate``)
+    default_prefill: ClassVar[str] = "none"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -73,9 +76,11 @@ class Operation:
 
     @classmethod
     def model_roles(cls) -> tuple[str, ...]:
-        """The model roles (ModelOptions fields) this operation may load: its CLI model flags."""
+        """The model roles (ModelOptions fields) this operation may load: its CLI model flags. An
+        operation that paints with the inpainter may also pre-fill with the remover (--prefill)."""
         roles = ("detector", "segmenter") if cls.takes_selection else ()
-        return roles + ((cls.generator,) if cls.generator else ())
+        roles += (cls.generator,) if cls.generator else ()
+        return roles + (("remover",) if cls.generator == "inpainter" else ())
 
     def labels(self, edit: EditOptions) -> list[str]:
         """What the selection asks the detector to find by text (``--exclude`` is added to it)."""
@@ -104,6 +109,9 @@ class Operation:
             needed[self.generator] = getattr(edit, self.generator) or getattr(models, self.generator)
             if edit.fast:
                 needed["fast_lora"] = edit.fast_lora  # None: the generator's default one
+            prefill = edit.prefill or self.default_prefill
+            if prefill != "none":  # needed only if the generator is a diffusion model: preflight decides
+                needed["prefill"] = prefill_model(prefill, edit, models)
         return needed
 
     # ------------------------------------------------------------ the edit
@@ -127,6 +135,17 @@ class Operation:
         for key, value in used.items():
             entry[key] = given[key] if key in NAMED_MODELS and key in given else value
         return entry | {"op": self.name, "seed": seed}
+
+
+def prefill_model(choice: str, edit: EditOptions, models: ModelOptions) -> str:
+    """The remover a pre-fill choice (``lama``, ``telea``) names: the edit's or the configured
+    remover when it is of that family (a local LaMa folder, say), else the alias itself."""
+    from promptpaint.backends import registry
+
+    for name in (edit.remover, models.remover):
+        if name and registry.known_family(name) == choice:  # offline: an alias, a folder, a cached hub id
+            return name
+    return choice
 
 
 # ---------------------------------------------------------------- the registry

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 #: options of every edit that a cut-out, which paints nothing, does not use
 UNUSED = ("prompt", "negative_prompt", "steps", "guidance", "strength", "variants", "padding", "working_size",
-          "inpainter", "remover")
+          "refine_strength", "no_refine", "no_color_match", "prefill", "inpainter", "remover")
 
 
 class CutoutEdit(EditOptions):

@@ -56,6 +56,7 @@ class Outpaint(Operation):
     name = "outpaint"
     options = OutpaintEdit
     takes_selection = False
+    default_prefill = "lama"  # the new area starts from LaMa's continuation of the photo, not a mirror
 
     def check(self, edit: OutpaintEdit, image: LoadedImage, limits: Limits) -> None:
         self.canvas(edit, image, limits)  # an impossible or oversized canvas fails before any model loads

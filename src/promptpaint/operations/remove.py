@@ -35,6 +35,7 @@ class Remove(Operation):
     options = RemoveEdit
     generator = "remover"
     paints_prompt = False
+    default_prefill = "lama"  # a diffusion remover starts from LaMa's fill: it invents fewer objects
 
     #: (dilate, feather) in pixels when not given: a removed object's halo (shadow edge, blur) goes too
     DEFAULTS = (8, 6)

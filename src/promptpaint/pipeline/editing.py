@@ -19,10 +19,15 @@ from promptpaint.core import rle
 from promptpaint.core.images import LoadedImage
 from promptpaint.core.types import EditResult, Progress, Segmentation
 from promptpaint.errors import UnsupportedOperationError
+from promptpaint.operations.base import prefill_model
 from promptpaint.options import EditOptions
 from promptpaint.pipeline import selection
 from promptpaint.pipeline.batching import InpaintCall, Steps
-from promptpaint.pipeline.stitch import StitchSettings, WindowJob, stitch_steps
+from promptpaint.pipeline.stitch import (PREFILL, REFINE, REFINE_STRENGTH, ModelStep, StitchSettings, WindowJob,
+                                         steps_at_strength, stitch_steps)
+
+#: the strength of a pre-filled edit when none is given (see EditJob.generate)
+PREFILL_STRENGTH = 0.99
 
 if TYPE_CHECKING:
     from promptpaint.backends.protocols import Inpainter
@@ -99,27 +104,59 @@ class EditJob:
     def generate(self, rgb: np.ndarray, weights: np.ndarray, model: Inpainter, prompt: str) -> Steps:
         """Repaint ``rgb`` where ``weights > 0`` (blended by the weights), once per variant (seed,
         seed + 1, ...), through the crop-and-stitch. Steps, guidance and strength not given are
-        the model's declared defaults. Returns :class:`Generated`."""
+        the model's declared defaults. A diffusion model (``upscale``) also gets the coarse-to-fine
+        refinement, colour matching and the operation's pre-fill (see ``pipeline.stitch``).
+        Returns :class:`Generated`."""
         edit = self.edit
         if edit.negative_prompt and model.needs_prompt and not model.takes_negative_prompt:
             raise UnsupportedOperationError(f"{model.model_id} takes no negative prompt; drop --negative-prompt")
+        diffusion = model.upscale
+        prefill = (edit.prefill or self.operation.default_prefill) if diffusion else "none"
+        filler = None
+        if prefill != "none":
+            filler_name = prefill_model(prefill, edit, self.pipeline.models)
+            filler = self.pipeline.remover(filler_name)
+            if self.operation.generator != "remover":  # the recipe names the remover that pre-filled
+                self.used["remover"] = filler_name
+        default_strength = model.default_strength
+        if filler is not None and default_strength is not None:
+            # At strength 1 a diffusers inpainting pipeline starts from pure noise and never sees
+            # the fill; just below it, it starts from the noised fill (SDXL inpainting's own default).
+            default_strength = min(default_strength, PREFILL_STRENGTH)
         # A model without a setting (a remover's steps) neither uses nor records it.
         steps, guidance, strength = (self.resolve(name, default) if default is not None else None for name, default in
                                      (("steps", model.default_steps), ("guidance", model.default_guidance),
-                                      ("strength", model.default_strength)))
+                                      ("strength", default_strength)))
         if model.scheduler is not None:
             self.used["scheduler"] = model.scheduler  # for the reader: fast and fast_lora decide it on replay
         seeds = [self.seed + i for i in range(edit.variants)]
+        refine_strength = min(edit.refine_strength or REFINE_STRENGTH, strength or 1.0)
         settings = StitchSettings(working_size=edit.working_size or model.working_size, multiple=model.multiple,
-                                  upscale=model.upscale, padding=edit.padding, min_context=model.min_context)
+                                  upscale=diffusion, padding=edit.padding, refine=not edit.no_refine,
+                                  refine_strength=refine_strength, color_match=not edit.no_color_match,
+                                  prefill=filler is not None, min_context=model.min_context)
 
-        def calls(crops: list[np.ndarray], mask: np.ndarray) -> list[InpaintCall]:
+        previews = self.previews if self.progress and model.shows_previews else 0
+
+        def calls(step: ModelStep) -> list[InpaintCall]:
             # One call per variant: run alone, each variant replays exactly from its own seed.
-            return [InpaintCall(model, crop, mask, prompt, edit.negative_prompt, seed, steps, guidance, strength,
-                                self.progress, self.previews if self.progress and model.shows_previews else 0)
-                    for crop, seed in zip(crops, seeds)]
+            if step.role == PREFILL:
+                return [InpaintCall(filler, crop, step.mask, "", "", seed, None, None, None)
+                        for crop, seed in zip(step.crops, seeds)]
+            call_strength = strength if step.strength is None else step.strength
+            call_steps = steps_at_strength(steps, call_strength) if steps and call_strength else steps
+            return [InpaintCall(model, crop, step.mask, prompt, edit.negative_prompt, seed, call_steps, guidance,
+                                call_strength, self.progress, previews) for crop, seed in zip(step.crops, seeds)]
 
         variants, windows = yield from stitch_steps([rgb] * len(seeds), weights, settings, calls)
+        if diffusion:  # what shaped this result, for the recipe
+            self.used["prefill"] = prefill
+            if edit.no_refine:
+                self.used["no_refine"] = True
+            elif any(w.role == REFINE for w in windows):
+                self.used["refine_strength"] = refine_strength
+            if edit.no_color_match:
+                self.used["no_color_match"] = True
         return Generated(variants, windows)
 
     def result(self, generated: Generated, weights: np.ndarray, *, base: LoadedImage | None = None,

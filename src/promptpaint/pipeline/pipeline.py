@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from promptpaint.backends.registry import (DETECTOR_FAMILIES, INPAINTER_FAMILIES
                                            PREVIEW_FAMILIES, REMOVER_FAMILIES, SEGMENTER_FAMILIES)
 from promptpaint.core.images import LoadedImage, load_image
 from promptpaint.core.types import Detections, EditResult, Progress, Segmentation
-from promptpaint.errors import InvalidOptionError
+from promptpaint.errors import InvalidOptionError, ModelLoadError
 from promptpaint.options import (NO_MATTING, EditOptions, Limits, ModelOptions, SegmentOptions, SelectOptions,
                                  parse_options)
 from promptpaint.pipeline import selection
@@ -54,11 +55,21 @@ class Pipeline:
     bounds the images and canvases it accepts (see :class:`~promptpaint.options.Limits`).
     ``previews=N``: the progress callback also gets a picture of the work every N denoising steps
     (see :class:`~promptpaint.core.types.Progress`).
+
+    A model may also be given as an object instead of a name (``Pipeline(inpainter=my_model)``):
+    anything that satisfies the role's protocol (``backends/protocols.py``). It is used as it
+    is, under its ``model_id`` (which the recipes record), and never looked up on disk.
     """
 
     def __init__(self, models: ModelOptions | None = None, *, limits: Limits | None = None, **overrides: Any):
         values = models.model_dump() if models is not None else {}
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        self._given: dict[str, Any] = {}  # model_id -> a model object given instead of a name
+        for role, value in overrides.items():
+            if role in ROLE_FAMILIES and value is not None and not isinstance(value, (str, os.PathLike)):
+                self._given[value.model_id] = value
+                value = value.model_id
+            if value is not None:
+                values[role] = value
         self.models = parse_options(ModelOptions, values)  # env defaults are checked here too
         self.limits = limits or Limits()
         self._device: str | None = None
@@ -73,6 +84,8 @@ class Pipeline:
         return self._device
 
     def detector(self, name: str | None = None):
+        if (given := self._given_model(name, "detector")) is not None:
+            return given
         ref = _available(name or self.models.detector, "detector")
         if ref.family == "sam3":
             return self._sam3(ref)
@@ -81,6 +94,8 @@ class Pipeline:
         return load_detector(ref, self.device, self.models.dtype)
 
     def segmenter(self, name: str | None = None):
+        if (given := self._given_model(name, "segmenter")) is not None:
+            return given
         ref = _available(name or self.models.segmenter, "segmenter")
         if ref.family == "sam3":
             return self._sam3(ref)
@@ -94,12 +109,16 @@ class Pipeline:
         return load_sam3(ref, self.device, self.models.dtype)
 
     def inpainter(self, name: str | None = None):
+        if (given := self._given_model(name, "inpainter")) is not None:
+            return given
         ref = _available(name or self.models.inpainter, "inpainter")
         from promptpaint.backends.inpainters import load_inpainter
 
         return load_inpainter(ref, self.device, self.models.dtype, self.models.offload, self.models.compile)
 
     def remover(self, name: str | None = None):
+        if (given := self._given_model(name, "remover")) is not None:
+            return given
         ref = _available(name or self.models.remover, "remover")
         if ref.family in INPAINTER_FAMILIES:
             return self.inpainter(name or self.models.remover)
@@ -109,6 +128,8 @@ class Pipeline:
 
     def matting(self, name: str | None = None):
         """The matting model (a ``Matter``), or None for ``none`` (the feathered mask, no model)."""
+        if (given := self._given_model(name, "matting")) is not None:
+            return given
         name = name or self.models.matting
         if name == NO_MATTING:
             return None
@@ -116,6 +137,10 @@ class Pipeline:
         from promptpaint.backends.matting import load_matter
 
         return load_matter(ref, self.device, self.models.dtype)
+
+    def _given_model(self, name: str | None, role: str):
+        """The model object given for this name (or the role's configured name), if one was."""
+        return self._given.get(name or getattr(self.models, role))
 
     def model(self, role: str, name: str | None = None):
         """The model of ``role`` (a ModelOptions field: detector, segmenter, inpainter, remover, matting)."""
@@ -127,15 +152,72 @@ class Pipeline:
         """Check that every model of ``needed`` (role -> name) is here, before loading any of them,
         and name every missing one in ONE error with the ``promptpaint models fetch`` command that
         fixes it (where the hub is reachable they are downloaded first). A missing model then fails
-        in about a second instead of after minutes of other work."""
-        needed = {role: name for role, name in needed.items() if (role, name) != ("matting", NO_MATTING)}
-        refs = registry.require(_fast_lora(_sam3_finds_itself(needed)).items(), half=self._runs_half)
+        in about a second instead of after minutes of other work. ``prefill`` names the remover
+        that fills a diffusion model's hole first (see :meth:`prefills`)."""
+        needed = {role: name for role, name in self._to_load(needed).items()
+                  if (role, name) != ("matting", NO_MATTING)}
+        try:
+            refs = registry.require(needed.items(), half=self._runs_half)
+        except ModelLoadError as error:
+            if "prefill" in needed and f"prefill {needed['prefill']}" in str(error):
+                raise ModelLoadError(f"{error} (it pre-fills the hole: --prefill telea needs no download, "
+                                     "--prefill none skips it)") from None
+            raise
         if self.models.dtype == "float16":  # refused in one line here, not after minutes of work
             from promptpaint.backends.inpainters import INPAINTERS
             from promptpaint.backends.runtime import check_dtype
 
             fp16_safe = all(INPAINTERS[ref.family].fp16_safe for ref in refs if ref.family in INPAINTERS)
             check_dtype("float16", self.device, fp16_safe)
+
+    def prefills(self, needed: dict[str, str]) -> bool:
+        """Whether an edit needing these models (``Operation.models``) pre-fills its hole: it names a
+        pre-fill and its generator (the inpainter, or a remover that is a diffusion model) is one.
+        A model given as an object says so itself (``upscale``); names are looked at offline only."""
+        if "prefill" not in needed:
+            return False
+        if "inpainter" in needed:
+            name = needed["inpainter"]
+            return bool(self._given[name].upscale) if name in self._given else True
+        name = needed.get("remover")
+        if name is None:
+            return False
+        if name in self._given:
+            return bool(self._given[name].upscale)
+        return registry.known_family(name) in INPAINTER_FAMILIES
+
+    def _to_load(self, needed: dict[str, str]) -> dict[str, str]:
+        """What of ``needed`` comes from disk: no pre-fill where nothing pre-fills, no detector beside
+        a segmenter that finds from text (SAM 3), no model given as an object; with --fast, the
+        fast-mode LoRA as the ``lora`` role's model."""
+        needed = self._fast_lora(needed)
+        if not self.prefills(needed):
+            needed = {k: v for k, v in needed.items() if k != "prefill"}
+        segmenter = needed.get("segmenter")
+        if segmenter in self._given and self._given[segmenter].finds_from_text:
+            needed = {k: v for k, v in needed.items() if k != "detector"}
+        return _sam3_finds_itself({k: v for k, v in needed.items() if v not in self._given})
+
+    def _fast_lora(self, needed: dict[str, str | None]) -> dict[str, str]:
+        """``fast_lora`` (an edit with --fast; None: the model's own) -> the ``lora`` role's model, for
+        the diffusion model that paints; nothing for a prompt-free remover (it has no fast mode), for
+        a model given as an object (it loads its own) or for a LoRA given as a local file (checked here)."""
+        if "fast_lora" not in needed:
+            return needed
+        needed = dict(needed)
+        lora = needed.pop("fast_lora")
+        role = "inpainter" if needed.get("inpainter") else "remover"
+        painter = needed.get(role)
+        if not painter or painter in self._given:
+            return needed
+        family = registry.resolve(painter, ROLE_FAMILIES[role], role).family
+        if family in INPAINTER_FAMILIES:
+            from promptpaint.backends.fast import fast_mode, lora_file
+
+            mode = fast_mode(family, lora)
+            if lora_file(mode) is None:
+                needed["lora"] = mode.lora
+        return needed
 
     def needed_models(self, command: str, values: dict[str, Any] | None = None, *,
                       mask_given: bool = False) -> dict[str, str]:
@@ -156,7 +238,7 @@ class Pipeline:
         if operation.takes_selection and not any(fields.get(k) for k in ("find", "keep", "box", "point", "mask")):
             fields["find"] = ["(what --find names)"]
         edit = operation.options.model_construct(**fields)
-        return _fast_lora(_sam3_finds_itself(operation.models(edit, self.models, mask_given=mask_given)))
+        return self._to_load(operation.models(edit, self.models, mask_given=mask_given))
 
     def _runs_half(self) -> bool:
         """Whether the diffusion models will run in half precision (then their fp16 files are fetched)."""
@@ -303,26 +385,6 @@ def _available(name: str, role: str):
     if ref.downloads:
         registry.get(ref, role=role)
     return ref
-
-
-def _fast_lora(needed: dict[str, str | None]) -> dict[str, str]:
-    """``fast_lora`` (an edit with --fast; None: the model's own) -> the ``lora`` role's model, for
-    the diffusion model that paints; nothing for a prompt-free remover (it has no fast mode) or for
-    a LoRA given as a local file (checked here)."""
-    if "fast_lora" not in needed:
-        return needed
-    needed = dict(needed)
-    lora = needed.pop("fast_lora")
-    painter = needed.get("inpainter") or needed.get("remover")
-    role = "inpainter" if needed.get("inpainter") else "remover"
-    family = registry.resolve(painter, ROLE_FAMILIES[role], role).family if painter else None
-    if family in INPAINTER_FAMILIES:
-        from promptpaint.backends.fast import fast_mode, lora_file
-
-        mode = fast_mode(family, lora)
-        if lora_file(mode) is None:
-            needed["lora"] = mode.lora
-    return needed
 
 
 def _sam3_finds_itself(needed: dict[str, str]) -> dict[str, str]:

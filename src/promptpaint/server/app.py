@@ -234,6 +234,7 @@ def _edit_options(state: ServerState, op: str | None, inp: Input) -> EditOptions
         raise InvalidOptionError(f"{op} takes no mask: it selects nothing")
     edit = operation.parse(values, mask_given=inp.mask is not None)
     state.pipeline.check(edit, inp.image)
+    state.check_prefill(operation, edit, inp.mask is not None)
     return edit
 
 

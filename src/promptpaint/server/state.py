@@ -57,6 +57,17 @@ class ServerState:
                 raise ModelNotAllowedError(f"{role} {name!r} is not allowed on this server (allowed: {choices}); "
                                            "start it with --allow-model to add one")
 
+    def check_prefill(self, operation, edit, mask_given: bool) -> None:
+        """A diffusion edit's pre-fill loads a remover too: LaMa only where the server allows it
+        (Telea is OpenCV: nothing to load)."""
+        needed = operation.models(edit, self.pipeline.models, mask_given)
+        name = needed.get("prefill")
+        if name and name != "telea" and name not in self.allowed["remover"] and self.pipeline.prefills(needed):
+            choices = ", ".join(self.allowed["remover"])
+            raise ModelNotAllowedError(f"prefill {edit.prefill or operation.default_prefill} needs the remover "
+                                       f"{name!r}, which is not allowed on this server (allowed: {choices}); "
+                                       "use prefill telea or none, or start it with --allow-model")
+
     def models_json(self) -> dict[str, Any]:
         return {"loaded": self.loaded, "allowed": self.allowed, "warm": self.warm,
                 "device": self.pipeline.device if self.warm else self.pipeline.models.device,

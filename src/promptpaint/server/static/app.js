@@ -155,7 +155,8 @@ async function showSelection(state = page.undo.current) {
   if (failed) say(failed.message, "error");
   else if (page.base) {
     const n = page.base.data.instances.length;
-    say(`${n} instance${n === 1 ? "" : "s"}, ${page.area.toLocaleString()} px selected (${Math.round(performance.now() - started)} ms).`);
+    const found = state.find ? `${n} instance${n === 1 ? "" : "s"}, ` : "";
+    say(`${found}${page.area.toLocaleString()} px selected (${Math.round(performance.now() - started)} ms).`);
   }
 }
 

@@ -41,12 +41,24 @@ export const deleteItem = (id) => transaction("readwrite", (store) => store.dele
 export const clearItems = () => transaction("readwrite", (store) => store.clear());
 
 export async function addItem(item) {
-  const id = await transaction("readwrite", (store) => store.add(item));
-  const keys = await transaction("readonly", (store) => store.getAllKeys());
-  if (keys.length > KEEP) {
-    await transaction("readwrite", (store) => { for (const key of keys.slice(0, keys.length - KEEP)) store.delete(key); });
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const id = await transaction("readwrite", (store) => store.add(item));
+      await dropOldest(KEEP);
+      return id;
+    } catch (error) {
+      // Big photos fill the browser's quota: make room by forgetting the oldest results.
+      const keys = await transaction("readonly", (store) => store.getAllKeys());
+      if (error.name !== "QuotaExceededError" || attempt >= 3 || !keys.length) throw error;
+      await dropOldest(Math.floor(keys.length / 2));
+    }
   }
-  return id;
+}
+
+async function dropOldest(keep) {
+  const keys = await transaction("readonly", (store) => store.getAllKeys());
+  if (keys.length <= keep) return;
+  await transaction("readwrite", (store) => { for (const key of keys.slice(0, keys.length - keep)) store.delete(key); });
 }
 
 /** A small JPEG of an image blob for the gallery strip. */

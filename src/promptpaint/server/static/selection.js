@@ -4,7 +4,7 @@
 // the brush strokes on top, because those exist nowhere but here.
 "use strict";
 
-import { postForm } from "./api.js";
+import { api, form, postForm } from "./api.js";
 
 /** What "nothing chosen yet" looks like; `null` means "not given": the server's default applies. */
 export const EMPTY_SELECTION = Object.freeze({
@@ -53,20 +53,34 @@ export class MaskSource {
     const key = `${imageId} ${JSON.stringify(options)}`;
     let entry = this.cache.get(key);
     if (!entry) {
-      entry = this.withImage((id) => postForm("/v1/segment", { image_id: id, options }))
-        .then(async (data) => ({ data, canvas: await maskCanvas(data.mask_png, data.width, data.height) }));
+      entry = options.find ? this._instances(options) : this._maskOnly(options);
       entry.catch(() => this.cache.delete(key));
       this.cache.set(key, entry);
       if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value);
     }
     return entry;
   }
+
+  /** Words find instances: the JSON answer lists them (boxes, scores, masks) beside the mask. */
+  async _instances(options) {
+    const data = await this.withImage((id) => postForm("/v1/segment", { image_id: id, options }));
+    return { data, canvas: await maskCanvas(await pngBlob(data.mask_png)) };
+  }
+
+  /** Points alone make one object: only its mask is needed, the lightest answer (a PNG). */
+  async _maskOnly(options) {
+    const response = await this.withImage((id) => api("/v1/segment?format=png",
+      { method: "POST", body: form({ image_id: id, options }) }));
+    return { data: { instances: [], excluded: [] }, canvas: await maskCanvas(await response.blob()) };
+  }
 }
 
+const pngBlob = async (base64) => (await fetch(`data:image/png;base64,${base64}`)).blob();
+
 /** A grayscale mask PNG (255 = selected) as a white-on-transparent canvas. */
-export async function maskCanvas(base64, width, height) {
-  const blob = await (await fetch(`data:image/png;base64,${base64}`)).blob();
+export async function maskCanvas(blob) {
   const bitmap = await createImageBitmap(blob);
+  const { width, height } = bitmap;
   const canvas = Object.assign(document.createElement("canvas"), { width, height });
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   ctx.drawImage(bitmap, 0, 0);
