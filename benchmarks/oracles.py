@@ -38,6 +38,7 @@ class _Oracle:
     multiple = 8
     upscale = True
     min_context = 0
+    scheduler, lora, has_fast_mode, shows_previews = None, None, False, False  # no sampler, no fast mode
     needs_prompt = True
     takes_negative_prompt = True
     batches = False

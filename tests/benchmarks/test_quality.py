@@ -142,6 +142,7 @@ class _AsRemover:
     model_id = "oracle:coherence-as-remover"
     family = "oracle"
     working_size, multiple, upscale, min_context, needs_prompt, takes_negative_prompt = 256, 8, False, 0, False, False
+    scheduler, lora, has_fast_mode, shows_previews = None, None, False, False
     batches = False
     default_steps = default_guidance = default_strength = None
 

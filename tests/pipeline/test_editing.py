@@ -22,6 +22,7 @@ class Painter:
     multiple = 8
     upscale = True
     min_context = 0
+    scheduler, lora, has_fast_mode, shows_previews = None, None, False, False
     needs_prompt = True
     takes_negative_prompt = True
     batches = False
