@@ -168,6 +168,10 @@ class Editor:
         self.by("find-button").click()
         return self.settle()
 
+    def job_options(self) -> dict:
+        """The options of the last edit the page started (POST /v1/jobs, with or without ?previews=N)."""
+        return [options for path, options in self.sent if path.split("?")[0] == "/v1/jobs"][-1]
+
     def points_sent(self) -> list:
         return [options.get("point", []) for path, options in self.sent if path.startswith("/v1/segment")][-1]
 
@@ -482,7 +486,7 @@ def test_new_background_sends_what_the_user_chose(editor, photo, server):
     editor.by("dilate").fill("5")
     editor.settle()
     editor.run_edit(prompt="a beach", seed=3)
-    path, options = [sent for sent in editor.sent if sent[0] == "/v1/jobs"][-1]
+    options = editor.job_options()
     assert options["keep"] == "cat" and options["dilate"] == 5 and "find" not in options
     page_mask = editor.page.evaluate("""async () => { const href = document.getElementById('dl-mask').href;
         const bitmap = await createImageBitmap(await (await fetch(href)).blob());
@@ -494,6 +498,24 @@ def test_new_background_sends_what_the_user_chose(editor, photo, server):
         "options": json.dumps({"keep": "cat", "dilate": 5, "box_threshold": 0, "text_threshold": 0,
                                "prompt": "a beach", "seed": 3, "steps": 2})}, timeout=120).json()
     assert page_mask == direct["mask_area"]
+
+
+def test_a_run_shows_live_previews_before_the_result(editor, photo):
+    editor.open(photo)
+    editor.click_pixel(100, 80)
+    expect(editor.by("preview-toggle")).to_be_checked()
+    editor.by("prompt-input").fill("a dog")
+    editor.by("steps-input").fill("60")
+    editor.by("run").click()
+    expect(editor.by("preview")).to_be_visible(timeout=60_000)
+    expect(editor.by("result-image")).to_be_hidden()  # the picture of the work came before the result
+    expect(editor.page.locator("#preview-caption")).to_contain_text("live preview · step")
+    editor.page.wait_for_function("() => document.getElementById('preview').naturalWidth > 0")
+    editor.shot("12-preview")
+    asked = [path for path, options in editor.sent if path.startswith("/v1/jobs")][-1]
+    assert asked == "/v1/jobs?previews=4"
+    editor.page.wait_for_function("() => !document.getElementById('view-result').hidden", timeout=120_000)
+    expect(editor.by("preview")).to_be_hidden()
 
 
 def test_cancel_ends_a_run_early_with_progress_and_eta(editor, photo):
@@ -643,7 +665,7 @@ def test_a_new_operation_and_its_options_appear_without_page_changes(browser, bl
         editor.by("level-input").fill("7")
         area = editor.click_pixel(100, 80)
         editor.run_edit(prompt="")
-        path, options = [sent for sent in editor.sent if sent[0] == "/v1/jobs"][-1]
+        options = editor.job_options()
         assert options["op"] == "blackout" and options["level"] == 7 and options["point"] == [[100, 80, 1]]
         painted, changed = editor.page.evaluate("""() => { const read = (el) => { const c = document.createElement('canvas');
             c.width = el.naturalWidth || el.width; c.height = el.naturalHeight || el.height;
@@ -674,7 +696,7 @@ def test_find_sends_phrases_and_remove_offers_the_shadow_checkbox(editor, photo)
     expect(shadow).not_to_be_checked()
     shadow.check()
     editor.run_edit(prompt="")
-    options = [options for path, options in editor.sent if path == "/v1/jobs"][-1]
+    options = editor.job_options()
     assert (options["op"], options["find"], options["with_shadow"]) == ("remove", "the left cat", True)
 
 

@@ -161,10 +161,12 @@ def _api_routes(state: ServerState) -> APIRouter:
                  summary=f"Start an edit (options.op: {ops}); poll GET /v1/jobs/{{id}}",
                  openapi_extra=_body(None, mask=True,
                                      options_note=f"the options of POST /v1/<op> plus op: which one ({ops})"))
-    async def start_job(request: Request) -> JSONResponse:
+    async def start_job(request: Request, previews: int = Query(
+            0, ge=0, le=1000, description="also a live preview every this many denoising steps (0: none), "
+                                          "served at GET /v1/jobs/{id}/preview while the job runs")) -> JSONResponse:
         inp = await read_input(request, state)
         edit = _edit_options(state, inp.options.get("op"), inp)
-        job = state.jobs.submit(partial(_run_edit, state, inp, edit), kind=edit.op,
+        job = state.jobs.submit(partial(_run_edit, state, inp, edit, previews=previews), kind=edit.op,
                                 present=partial(_present_edit, inp))
         return JSONResponse(job.to_json(state.jobs.position(job)), status_code=202, headers=_headers(job, inp))
 
@@ -238,8 +240,8 @@ def _edit_options(state: ServerState, op: str | None, inp: Input) -> EditOptions
     return edit
 
 
-def _run_edit(state: ServerState, inp: Input, edit, progress: Progress):
-    return state.pipeline.edit(inp.image, edit, mask=inp.mask, progress=progress)
+def _run_edit(state: ServerState, inp: Input, edit, progress: Progress, previews: int = 0):
+    return state.pipeline.edit(inp.image, edit, mask=inp.mask, progress=progress, previews=previews)
 
 
 def _present_edit(inp: Input, result) -> dict[str, Any]:

@@ -9,6 +9,8 @@ import { maskBlob, pickFor, selectionOptions } from "./selection.js";
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 250;
+const PREVIEW_EVERY = 4;  // steps between live previews
+const PREVIEW_KEY = "promptpaint-live-preview";
 
 export class Editor {
   /** ctx: {page, say, openPhoto, withImage, onOpChange} from app.js. */
@@ -99,7 +101,9 @@ export class Editor {
     const source = { file: page.image.file, name: page.image.name, parent: page.image.parent };
     this.setRunning(true);
     try {
-      const job = await this.withImage((id) => postForm("/v1/jobs", { image_id: id, options: req.options }, req.files));
+      const previews = $("preview-toggle").checked ? PREVIEW_EVERY : 0;
+      const job = await this.withImage((id) => postForm(`/v1/jobs?previews=${previews}`,
+        { image_id: id, options: req.options }, req.files));
       this.job = job.id;
       const done = await this.poll(job.id);
       if (done.status === "done") {
@@ -380,6 +384,9 @@ export class Editor {
 
   _bind() {
     $("run").addEventListener("click", () => this.run());
+    const toggle = $("preview-toggle");
+    toggle.checked = localStorage.getItem(PREVIEW_KEY) !== "off";
+    toggle.addEventListener("change", () => localStorage.setItem(PREVIEW_KEY, toggle.checked ? "on" : "off"));
     $("cancel").addEventListener("click", () => this.cancel());
     document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => this.showView(tab.dataset.view)));
     $("split").addEventListener("input", (event) => $("compare").style.setProperty("--split", `${event.target.value}%`));
