@@ -511,7 +511,7 @@ def test_a_run_shows_live_previews_before_the_result(editor, photo):
     expect(editor.by("result-image")).to_be_hidden()  # the picture of the work came before the result
     expect(editor.page.locator("#preview-caption")).to_contain_text("live preview · step")
     editor.page.wait_for_function("() => document.getElementById('preview').naturalWidth > 0")
-    editor.shot("12-preview")
+    editor.shot("13-preview")
     asked = [path for path, options in editor.sent if path.startswith("/v1/jobs")][-1]
     assert asked == "/v1/jobs?previews=4"
     editor.page.wait_for_function("() => !document.getElementById('view-result').hidden", timeout=120_000)
