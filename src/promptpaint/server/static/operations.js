@@ -8,12 +8,14 @@ import { getJson } from "./api.js";
 /** Fields the Select card sets (the selection, its sliders) and fields never shown. */
 const SELECTION_FIELDS = new Set(["find", "exclude", "box", "point", "mask", "box_threshold", "text_threshold",
   "pick", "keep", "invert", "dilate", "feather", "detector", "segmenter", "op"]);
-const LABELS = {
-  replace: "Replace", background: "New background", remove: "Remove", outpaint: "Outpaint", cutout: "Cut out",
+const OP_LABELS = { replace: "Replace", background: "New background", remove: "Remove", outpaint: "Outpaint",
+  cutout: "Cut out" };
+const FIELD_LABELS = {
   prompt: "Prompt", negative_prompt: "Negative prompt", seed: "Seed", variants: "Variants", steps: "Steps",
   guidance: "Guidance", strength: "Strength", padding: "Context padding", working_size: "Working size (px)",
   aspect: "Aspect", anchor: "Anchor", expand: "Expand L,T,R,B (px)", size: "Canvas W×H", overlap: "Seam overlap (px)",
-  fill_holes: "Fill holes", min_area: "Drop specks under (px)",
+  fill_holes: "Fill holes", min_area: "Drop specks under (px)", background: "Background colour",
+  crop: "Trim to the subject, pad (px)",
 };
 const HINTS = { background: "keep the selection, repaint everything else", remove: "erase the selection and fill the hole" };
 const PLACEHOLDERS = { prompt: "what to paint, e.g. a corgi wearing sunglasses", negative_prompt: "what to avoid",
@@ -26,7 +28,9 @@ const PRIMARY_FIELDS = ["aspect", "anchor", "fast", "matte", "with_shadow", "wit
 const ASPECTS = ["1:1", "4:3", "3:2", "16:9", "9:16"];
 const ANCHORS = ["center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right"];
 
-export const label = (name) => LABELS[name] || name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+const readable = (name) => name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+const opLabel = (name) => OP_LABELS[name] || readable(name);
+const label = (name) => FIELD_LABELS[name] || readable(name);
 const testId = (name) => `${name.replace(/_/g, "-")}-input`;
 
 /**
@@ -38,9 +42,9 @@ export async function loadOperations() {
   const ops = [];
   for (const entry of await getJson("/v1/operations")) {
     const base = { op: entry.name, keep: false, selects: entry.takes_selection, schema: entry.options };
-    ops.push({ ...base, name: entry.name, label: label(entry.name), hint: HINTS[entry.name] || entry.summary });
+    ops.push({ ...base, name: entry.name, label: opLabel(entry.name), hint: HINTS[entry.name] || entry.summary });
     if ("keep" in entry.options.properties) {
-      ops.push({ ...base, name: "background", label: label("background"), hint: HINTS.background, keep: true });
+      ops.push({ ...base, name: "background", label: opLabel("background"), hint: HINTS.background, keep: true });
     }
   }
   return ops;
