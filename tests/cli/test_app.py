@@ -138,6 +138,21 @@ def test_a_mask_edit_embeds_the_mask_and_replays_from_any_folder(tmp_path, cat_r
     assert (elsewhere / "again.png").read_bytes() == (first / "out.png").read_bytes()
 
 
+def test_a_default_telea_removal_records_an_id_that_replays(tmp_path, cat_png, monkeypatch):
+    """A remover that was not given is recorded by its id ('opencv:telea'), which must name it again."""
+    hole = np.zeros((300, 451), np.uint8)
+    hole[100:160, 200:300] = 255
+    Image.fromarray(hole).save(tmp_path / "hole.png")
+    monkeypatch.setenv("PROMPTPAINT_REMOVER", "telea")
+    result = _cli("remove", cat_png, "--mask", tmp_path / "hole.png", "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    assert json.loads(read_png_metadata(tmp_path / "out.png")["promptpaint"])["edits"][0]["remover"] == "opencv:telea"
+    monkeypatch.delenv("PROMPTPAINT_REMOVER")
+    result = _cli("run", cat_png, "--from-image", tmp_path / "out.png", "-o", tmp_path / "again.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "again.png").read_bytes() == (tmp_path / "out.png").read_bytes()
+
+
 def test_alpha_is_restored(tiny, tmp_path, cat_rgb):
     rgba = np.dstack([cat_rgb, np.full(cat_rgb.shape[:2], 200, np.uint8)])
     src = tmp_path / "rgba.png"

@@ -87,6 +87,9 @@ def resolve(name: str, allowed: tuple[str, ...] | None = None, role: str = "mode
     name = str(name).strip()
     if not name:
         raise ModelLoadError(f"no {role} given")
+    builtin = name.removeprefix("opencv:")
+    if builtin != name and builtin in CATALOGUE and CATALOGUE[builtin].hub_id is None:
+        name = builtin  # the id a recipe records for a built-in model ("opencv:telea") names it too
     if name in CATALOGUE:
         entry = CATALOGUE[name]
         ref = ModelRef(name, entry.hub_id or f"opencv:{name}", entry.family, False)
