@@ -245,6 +245,9 @@ class Limits(_Strict):
 
     max_pixels: int | None = Field(None, gt=0, description="largest image, mask or outpaint canvas in pixels "
                                    "(default: $PROMPTPAINT_MAX_PIXELS, else 64,000,000)")
+    max_instances: int = Field(100, ge=1, description="most detections one request segments: past it only the "
+                               "best-scoring are kept, and the result says so (a threshold of 0 finds hundreds of "
+                               "boxes, and each becomes a full-resolution mask)")
     read_files: bool = Field(True, description="options may name image files on this machine (cutout "
                              "--background IMAGE); a server turns it off, so a request never reads its files")
 

@@ -91,6 +91,21 @@ def test_masks_come_in_prompt_order(segmenter, cat_rgb):
     np.testing.assert_array_equal(masks, np.concatenate([a_cut, b, free]))
 
 
+def test_many_boxes_are_brought_to_full_size_a_few_at_a_time(segmenter, cat_rgb, monkeypatch):
+    """The full-size upscaling goes in chunks (bounded memory for many boxes): same masks."""
+    from promptpaint.backends import segmenters
+
+    rng = np.random.default_rng(0)
+    corner = rng.integers(0, 200, (11, 2))
+    boxes = np.concatenate([corner, corner + rng.integers(20, 200, (11, 2))], axis=1).astype(np.float32)
+    chunked, chunked_scores = segmenter.segment(cat_rgb, boxes=boxes)
+    monkeypatch.setattr(segmenters, "UPSCALE_CHUNK", 1000)
+    whole, whole_scores = segmenter.segment(cat_rgb, boxes=boxes)
+    assert segmenters.UPSCALE_CHUNK != 8 and chunked.shape == (11, *cat_rgb.shape[:2])
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_array_equal(chunked_scores, whole_scores)
+
+
 # ------------------------------------------------------------------ reference equivalence
 
 def _documented(segmenter, family, image, multimask, **prompts):

@@ -336,3 +336,31 @@ def test_an_exclusion_that_removes_everything_is_named(sam_pipe, cat_rgb, monkey
     with pytest.raises(NothingFoundError) as caught:
         sam_pipe.segment(cat_rgb, find="cat", exclude="face", box_threshold=0, text_threshold=0)
     assert str(caught.value) == "the selection is empty after --exclude face; nothing to edit"
+
+
+class ScoredDetector(BoxDetector):
+    """The oracle detector, scoring its boxes 0.1 rising to 0.9 in the order it lists them."""
+
+    def detect(self, image, labels, box_threshold, text_threshold):
+        found = super().detect(image, labels, box_threshold, text_threshold)
+        return Detections(found.xyxy, np.linspace(0.1, 0.9, len(found)), found.labels, image_size=found.image_size)
+
+
+def test_more_detections_than_the_limit_keep_the_best_scoring_and_say_so():
+    """A threshold of 0 can find hundreds of boxes, each of which becomes a full-resolution mask
+    (the page's slider reaches 0): Limits.max_instances bounds them, and the result says so."""
+    from promptpaint.options import Limits
+
+    cats = [[x, 5, x + 5, 10] for x in range(0, 60, 6)]  # ten cats, the last scoring best
+    pipe, _ = oracle_pipeline({"cat": cats})
+    detector = ScoredDetector({"cat": cats})
+    pipe.detector = lambda name=None: detector
+    pipe.limits = Limits(max_instances=3)
+    seg = pipe.segment(IMAGE, find="cat", box_threshold=0)
+    assert seg.detections.xyxy.tolist() == cats[-3:]  # the three best, in the detector's order
+    note = "the detector found 10 instances at --box-threshold 0; only the 3 best-scoring are kept"
+    assert seg.info["capped"] == [note + " (raise --box-threshold to find fewer)"]
+    removed = pipe.remove(IMAGE, find="cat", box_threshold=0, dilate=0)
+    assert removed.info["notes"] == seg.info["capped"]
+    assert len(pipe.detect(IMAGE, "cat", box_threshold=0)) == 3
+    assert Limits().max_instances == 100

@@ -31,6 +31,7 @@ from promptpaint.core.images import image_hash
 from promptpaint.errors import InvalidOptionError
 
 EMBEDDING_CACHE_SIZE = 4
+UPSCALE_CHUNK = 8  # masks brought to full resolution at once
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,8 +168,11 @@ class _SamFamily(TransformersBackend):
         best = iou.argmax(dim=-1)
         pred = out.pred_masks[0].float()  # (N, 1 or 3, h, w) low-res logits
         chosen = pred[np.arange(len(best)), best][:, None]  # (N, 1, h, w)
-        full = self._upscale(chosen[None], enc)  # (N, 1, H, W) bool
-        return full[:, 0].cpu().numpy().astype(bool), iou.max(dim=-1).values.cpu().numpy()
+        # Upscaled a few at a time: the processor works in float32 at full size (48 MB per mask
+        # of a 12 MP photo), and each mask is upscaled on its own anyway.
+        full = [self._upscale(chosen[i:i + UPSCALE_CHUNK][None], enc)[:, 0].cpu().numpy().astype(bool)
+                for i in range(0, len(chosen), UPSCALE_CHUNK)]  # (n, H, W) each
+        return np.concatenate(full), iou.max(dim=-1).values.cpu().numpy()
 
     def _upscale(self, masks, enc: _Encoded):
         raise NotImplementedError

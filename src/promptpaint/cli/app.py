@@ -116,6 +116,7 @@ def detect(image: Path, **values: Any) -> None:
     dets = _pipeline(values).detect(image, opts.find, box_threshold=opts.box_threshold,
                                     text_threshold=opts.text_threshold, pick=opts.pick)
     click.echo(json.dumps(detect_to_json(dets), indent=2))
+    _warn(dets.info.get("capped", []))
     require_found(dets.info["missing"], bool(len(dets)), opts.require)
     _warn_missing(dets.info["missing"])
 
@@ -145,7 +146,7 @@ def segment(image: Path, out_dir: Path, overwrite: bool, **values: Any) -> None:
     check_segment_folder(out_dir, overwrite=overwrite)
     loaded = load_image(image)
     seg = _pipeline(values).segment(loaded, **given(values, SegmentOptions))
-    _warn(seg.info.get("clamped", []))
+    _warn(seg.info.get("clamped", []) + seg.info.get("capped", []))
     report = write_segmentation(seg, loaded, out_dir, inputs=[image], overwrite=overwrite)
     click.echo(f"{len(seg.detections)} instance(s), {report['mask_area']} px selected -> {out_dir}")
     _warn_missing(seg.info.get("missing", []))

@@ -61,6 +61,11 @@ def detect(pipe: Pipeline, rgb: np.ndarray, labels: list[str], opts: SelectOptio
     info: dict[str, Any] = {"detector": detector.model_id, "box_threshold": box_threshold}
     if text_threshold is not None:
         info["text_threshold"] = text_threshold
+    cap = pipe.limits.max_instances
+    if len(found) > cap:  # every kept box becomes a full-resolution mask: bound the memory
+        info["capped"] = [f"the detector found {len(found)} instances at --box-threshold {box_threshold:g}; only "
+                          f"the {cap} best-scoring are kept (raise --box-threshold to find fewer)"]
+        found = found[np.sort(np.argsort(-found.scores, kind="stable")[:cap])]
     return replace(found, info=info)
 
 
