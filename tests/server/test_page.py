@@ -700,6 +700,28 @@ def test_find_sends_phrases_and_remove_offers_the_shadow_checkbox(editor, photo)
     assert (options["op"], options["find"], options["with_shadow"]) == ("remove", "the left cat", True)
 
 
+def test_the_status_line_says_what_the_server_noted(editor, photo):
+    """What an answer notes beside its result (#13's partial finds, a clamped box, detections past
+    the server's limit) reaches the status line, as the CLI prints it on stderr. The answer is the
+    server's own, with notes added (the tiny detector at thresholds of 0 finds every label)."""
+    editor.open(photo)
+
+    def noted(route):
+        response = route.fetch()
+        data = response.json()
+        data.update(missing=["rocket"], capped=["only the 100 best-scoring are kept"])
+        route.fulfill(response=response, json=data)
+
+    editor.page.route("**/v1/segment", noted)
+    editor.find("cat. rocket")
+    status = editor.by("status")
+    expect(status).to_contain_text("Nothing found for “rocket”. only the 100 best-scoring are kept")
+    expect(status).to_have_class(re.compile(r"\bwarn\b"))
+    editor.page.unroute("**/v1/segment")
+    editor.find("cat")
+    expect(status).not_to_contain_text("Nothing found")
+
+
 def test_api_docs_render_without_internet(editor):
     """The machine has no internet: Swagger UI must come from the server itself."""
     editor.page.goto(f"{editor.server}/docs")

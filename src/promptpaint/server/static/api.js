@@ -45,3 +45,11 @@ export function form(fields, files = {}) {
 export const postForm = (path, fields, files) => getJson(path, { method: "POST", body: form(fields, files) });
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What the server noted beside an answer, as one sentence each: phrases that found nothing (the
+ *  work went on without them), boxes clamped to the photo, detections past the server's limit. */
+export function warnings(data) {
+  const notes = [...(data.clamped || []), ...(data.capped || []), ...((data.info && data.info.notes) || [])];
+  if (data.missing && data.missing.length) notes.unshift(`Nothing found for ${data.missing.map((m) => `“${m}”`).join(", ")}.`);
+  return notes.length ? ` ${notes.join(" ")}` : "";
+}

@@ -4,7 +4,7 @@
 // This module holds the photo, the selection and its tools; edit.js runs edits and keeps history.
 "use strict";
 
-import { ApiError, api, auth, getJson, postForm } from "./api.js";
+import { ApiError, api, auth, getJson, postForm, warnings } from "./api.js";
 import { Editor } from "./edit.js";
 import { EMPTY_SELECTION, MaskSource, asksServer, compose, drawStroke, pickFor, rleWindow,
   selectionOptions } from "./selection.js";
@@ -156,7 +156,9 @@ async function showSelection(state = page.undo.current) {
   else if (page.base) {
     const n = page.base.data.instances.length;
     const found = state.find ? `${n} instance${n === 1 ? "" : "s"}, ` : "";
-    say(`${found}${page.area.toLocaleString()} px selected (${Math.round(performance.now() - started)} ms).`);
+    const noted = warnings(page.base.data);
+    say(`${found}${page.area.toLocaleString()} px selected (${Math.round(performance.now() - started)} ms).${noted}`,
+      noted ? "warn" : "");
   }
 }
 

@@ -2,7 +2,7 @@
 // live preview, cancel), the before/after view, and the history of results (gallery.js).
 "use strict";
 
-import { api, getJson, postForm, sleep } from "./api.js";
+import { api, getJson, postForm, sleep, warnings } from "./api.js";
 import { addItem, clearItems, deleteItem, getItem, listItems, thumbnail } from "./gallery.js";
 import { OptionForm, loadOperations } from "./operations.js";
 import { maskBlob, pickFor, selectionOptions } from "./selection.js";
@@ -110,7 +110,8 @@ export class Editor {
         const item = await this.keep(done.result, source, req);
         await this.showItem(item, 0);
         const seconds = (done.finished - done.started).toFixed(1);
-        this.say(`Done in ${seconds} s · seed ${done.result.variants[0].seed}.`);
+        const noted = warnings(done.result);
+        this.say(`Done in ${seconds} s · seed ${done.result.variants[0].seed}.${noted}`, noted ? "warn" : "");
       } else if (done.status === "cancelled") {
         this.say(`Edit cancelled at step ${done.progress.step} of ${done.progress.steps}.`);
       } else {
