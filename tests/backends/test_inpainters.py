@@ -92,3 +92,52 @@ def test_a_negative_prompt_reaches_the_pipeline(tiny):
                       mask_image=Image.fromarray(mask.astype(np.uint8) * 255), height=SIDE, width=SIDE,
                       num_inference_steps=2, generator=torch.Generator("cpu").manual_seed(1)).images[0]
     np.testing.assert_array_equal(repainted, np.asarray(direct))
+
+
+# ------------------------------------------------------------------ --deep-cache (DeepCache)
+
+@pytest.mark.parametrize("family", ["sd-inpaint", "sdxl-inpaint"])
+def test_feature_cache_equals_deepcaches_documented_usage(family, tiny):
+    """DeepCache's README: ``DeepCacheSDHelper(pipe)``, ``set_params(cache_interval, cache_branch_id)``,
+    ``enable()`` around the pipeline call, ``disable()`` after it."""
+    from DeepCache import DeepCacheSDHelper
+
+    crop, mask = _window(np.random.default_rng(3))
+    ours = load_inpainter(resolve(str(tiny[family])), "cpu", "auto")
+    (cached,) = ours.inpaint([crop], mask, prompt="a red car", negative_prompt="", seeds=[7], steps=6, feature_cache=3)
+
+    pipe = _documented_pipeline(family, tiny[family])
+    helper = DeepCacheSDHelper(pipe=pipe)
+    helper.set_params(cache_interval=3, cache_branch_id=0)
+    helper.enable()
+    with torch.inference_mode():
+        direct = pipe(prompt="a red car", image=Image.fromarray(crop), mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+                      height=SIDE, width=SIDE, num_inference_steps=6, guidance_scale=ours.default_guidance,
+                      strength=ours.default_strength, generator=torch.Generator("cpu").manual_seed(7)).images[0]
+    helper.disable()
+    np.testing.assert_array_equal(cached, np.asarray(direct))
+    (plain,) = ours.inpaint([crop], mask, prompt="a red car", negative_prompt="", seeds=[7], steps=6)
+    assert not np.array_equal(cached, plain)  # the cached steps did skip work
+
+
+def test_feature_cache_is_for_one_call_only(tiny):
+    """The helper's wrapping lasts one call: a plain call after a cached one (of another size, as the
+    next window may be) computes exactly what it computed before, and a cached call replays."""
+    ours = load_inpainter(resolve(str(tiny["sd-inpaint"])), "cpu", "auto")
+    crop, mask = _window(np.random.default_rng(4))
+    call = dict(prompt="a cat", negative_prompt="", seeds=[5], steps=4)
+    before = ours.inpaint([crop], mask, **call)[0]
+    cached = ours.inpaint([crop], mask, feature_cache=3, **call)[0]
+    wide, wide_mask = np.zeros((SIDE, 2 * SIDE, 3), np.uint8), np.ones((SIDE, 2 * SIDE), bool)
+    ours.inpaint([wide], wide_mask, feature_cache=3, **call)
+    np.testing.assert_array_equal(ours.inpaint([crop], mask, **call)[0], before)
+    np.testing.assert_array_equal(ours.inpaint([crop], mask, feature_cache=3, **call)[0], cached)
+    assert ours.pipe.unet.forward.__func__ is type(ours.pipe.unet).forward  # unwrapped
+
+
+def test_feature_cache_needs_a_unet(tiny):
+    flux = load_inpainter(resolve(str(tiny["flux-fill"])), "cpu", "auto")
+    assert not flux.caches_features and Sd15Inpainter.caches_features and SdxlInpainter.caches_features
+    crop, mask = _window(np.random.default_rng(0))
+    with pytest.raises(UnsupportedOperationError, match="has no UNet: --deep-cache works with SD 1.5 and SDXL"):
+        flux.inpaint([crop], mask, prompt="a cat", negative_prompt="", seeds=[0], steps=1, feature_cache=3)

@@ -620,3 +620,17 @@ def test_fast_flag_records_the_lora_and_replays_exactly(tiny, cat_rgb, tmp_path)
                    "-o", tmp_path / "never.png")
     assert missing.exit_code == 4 and "lcm-lora-sdv1-5" in missing.output  # not downloaded: one line, exit 4
     assert not (tmp_path / "never.png").exists()
+
+
+def test_deep_cache_flag_records_itself_and_replays_exactly(tiny, cat_rgb, tmp_path):
+    """--deep-cache (#16: DeepCache, kept for its 2.1x on the CPU): the PNG's recipe replays it exactly."""
+    cat_png = tmp_path / "small-cat.png"
+    Image.fromarray(cat_rgb[50:250, 100:400]).save(cat_png)
+    out, again = tmp_path / "cached.png", tmp_path / "again.png"
+    result = _cli("replace", cat_png, "--box", "60,40,160,140", "--prompt", "a ball", "--seed", "4", "--steps", "6",
+                  "--deep-cache", "--segmenter", tiny["sam"], "--inpainter", tiny["sd-inpaint"], "-o", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads(read_png_metadata(out)["promptpaint"])["edits"][0]["deep_cache"] is True
+    result = _cli("run", cat_png, "--from-image", out, "-o", again)
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.array(Image.open(again)), np.array(Image.open(out)))

@@ -181,3 +181,29 @@ def test_preflight_checks_the_prefill_remover_before_any_model_loads(tiny, cat_r
     # a removal by LaMa or Telea pre-fills nothing, so it needs no second remover
     removed = Pipeline(remover="telea", device="cpu").remove(cat_rgb, mask=hole(cat_rgb.shape[:2], (50, 50, 90, 90)))
     assert "prefill" not in removed.recipe
+
+
+# ------------------------------------------------------------------ --deep-cache (#16)
+
+def test_deep_cache_reaches_the_model_is_recorded_and_replays_exactly(tiny_pipeline, cat_rgb):
+    box = "100,60,180,140"
+    plain = tiny_pipeline.replace(cat_rgb, box=box, prompt="a ball", seed=3, steps=6)
+    cached = tiny_pipeline.replace(cat_rgb, box=box, prompt="a ball", seed=3, steps=6, deep_cache=True)
+    assert cached.recipe["deep_cache"] is True and "deep_cache" not in plain.recipe
+    assert not np.array_equal(cached.image, plain.image)
+    assert np.array_equal(cached.image[~cached.mask], cat_rgb[~cached.mask])  # outside the edit untouched
+    again = tiny_pipeline.run(cat_rgb, {"edits": [cached.recipe]})
+    assert np.array_equal(again.image, cached.image)
+
+
+def test_deep_cache_with_a_remover_does_nothing_and_records_nothing(tiny_pipeline, cat_rgb):
+    removed = tiny_pipeline.remove(cat_rgb, box="100,60,180,140", seed=3, deep_cache=True)
+    assert "deep_cache" not in removed.recipe  # LaMa is one pass: there is nothing to cache
+
+
+def test_deep_cache_needs_a_unet(tiny, cat_rgb):
+    from promptpaint.errors import UnsupportedOperationError
+
+    pipe = Pipeline(segmenter=str(tiny["sam"]), inpainter=str(tiny["flux-fill"]), device="cpu")
+    with pytest.raises(UnsupportedOperationError, match="has no UNet: --deep-cache works with SD 1.5 and SDXL"):
+        pipe.replace(cat_rgb, box="100,60,180,140", prompt="a ball", seed=3, deep_cache=True, prefill="none")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ class DiffusersInpainter:
     lora: str | None = None  # fast mode's distillation LoRA (hub id or path); None: plain sampling
     has_fast_mode = True  # see fast()
     shows_previews = True
+    caches_features = True  # the UNet's deep features, through DeepCache's helper (see _feature_cache)
 
     def __init__(self, ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False):
         folder = local_folder(ref)  # fails fast, before the slow library imports
@@ -79,6 +81,7 @@ class DiffusersInpainter:
             pipe.enable_model_cpu_offload()
         else:
             pipe.to(device)
+        self.compiled = compile
         if compile:
             self._compile(pipe, torch.compile(self._denoiser(pipe), mode="max-autotune-no-cudagraphs", fullgraph=False))
         self.pipe = pipe
@@ -161,12 +164,13 @@ class DiffusersInpainter:
 
     # -- generation
     def inpaint(self, images, mask, *, prompt, negative_prompt, seeds, steps=None, guidance=None, strength=None,
-                progress=None, previews=0):
+                progress=None, previews=0, feature_cache=0):
         return self._generate(self, None, images, mask, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds,
-                              steps=steps, guidance=guidance, strength=strength, progress=progress, previews=previews)
+                              steps=steps, guidance=guidance, strength=strength, progress=progress, previews=previews,
+                              feature_cache=feature_cache)
 
     def _generate(self, mode, adapter: str | None, images, mask, *, prompt, negative_prompt, seeds, steps, guidance,
-                  strength, progress, previews, extra: dict | None = None):
+                  strength, progress, previews, feature_cache=0, extra: dict | None = None):
         """One pipeline call with ``mode``'s sampler and defaults, and ``adapter`` on (None: plain)."""
         import torch
         from PIL import Image
@@ -215,12 +219,35 @@ class DiffusersInpainter:
             if tiled:
                 self.pipe.vae.enable_tiling()
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), self._feature_cache(feature_cache):
                     out = self.pipe(**kwargs).images
             finally:
                 if tiled:
                     self.pipe.vae.disable_tiling()
         return [np.clip(np.rint(np.asarray(im) * 255), 0, 255).astype(np.uint8) for im in out]
+
+    @contextmanager
+    def _feature_cache(self, interval: int):
+        """DeepCache for one call: the whole UNet runs every ``interval``-th step, the others reuse its
+        deep features and run only its outermost blocks (branch 0, as DeepCache's README shows for
+        Stable Diffusion). Its helper wraps the UNet's blocks for this call only, so the next call,
+        whatever its size, starts clean."""
+        if not interval:
+            yield
+            return
+        if not self.caches_features:
+            raise UnsupportedOperationError(f"{self.model_id} has no UNet: --deep-cache works with SD 1.5 and SDXL")
+        if self.compiled:
+            raise UnsupportedOperationError("--deep-cache does not combine with --compile: choose one")
+        from DeepCache import DeepCacheSDHelper
+
+        helper = DeepCacheSDHelper(pipe=self.pipe)
+        helper.set_params(cache_interval=interval, cache_branch_id=0)
+        helper.enable()
+        try:
+            yield
+        finally:
+            helper.disable()
 
     def _on_step(self, progress, steps: int, strength: float, previews: int, size: tuple[int, int]):
         """diffusers' step-end callback: progress every step; with ``previews``, a picture of the
@@ -269,6 +296,7 @@ class FluxFillInpainter(DiffusersInpainter):
     """black-forest-labs/FLUX.1-Fill-dev (guidance-distilled: no negative prompt)."""
 
     family = "flux-fill"
+    caches_features = False  # a transformer: DeepCache's helper wraps UNet blocks
     # The card's example: guidance_scale=30, num_inference_steps=50; 28 is FLUX.1 [dev]'s own
     # default step count (FluxPipeline) and gives the card's quality at about half the time.
     # Fill repaints from pure noise (strength 1.0, the pipeline's default).
@@ -327,7 +355,7 @@ class FastInpainter:
         self.lora, location = lora_location(mode)  # fails fast when the LoRA is missing
         # What the loaded model is stays the plain model's; only the sampling differs.
         for name in ("family", "model_id", "device", "dtype", "pipe", "multiple", "working_size", "min_context",
-                     "takes_negative_prompt", "fp16_safe"):
+                     "takes_negative_prompt", "fp16_safe", "caches_features"):
             setattr(self, name, getattr(base, name))
         self.default_steps, self.default_guidance, self.default_strength = mode.steps, mode.guidance, mode.strength
         if mode.scheduler is None:
@@ -347,10 +375,10 @@ class FastInpainter:
         return self.base.preview_decoder(name)
 
     def inpaint(self, images, mask, *, prompt, negative_prompt, seeds, steps=None, guidance=None, strength=None,
-                progress=None, previews=0):
+                progress=None, previews=0, feature_cache=0):
         return self.base._generate(self, self.adapter, images, mask, prompt=prompt, negative_prompt=negative_prompt,
                                    seeds=seeds, steps=steps, guidance=guidance, strength=strength, progress=progress,
-                                   previews=previews, extra=self.mode.call_kwargs)
+                                   previews=previews, feature_cache=feature_cache, extra=self.mode.call_kwargs)
 
 
 def load_inpainter(ref: ModelRef, device: str, dtype: str, offload: bool = False, compile: bool = False,

@@ -93,14 +93,18 @@ class Inpainter(Protocol):
     has_fast_mode: bool
     #: ``inpaint(previews=N)`` shows pictures of the work in progress
     shows_previews: bool
+    #: ``inpaint(feature_cache=N)`` runs the whole denoiser every N-th step only, reusing its deep
+    #: features in between (DeepCache; UNet models)
+    caches_features: bool
 
     def inpaint(self, images: list[np.ndarray], mask: np.ndarray | list[np.ndarray], *,
                 prompt: str | list[str], negative_prompt: str | list[str], seeds: list[int],
                 steps: int | None, guidance: float | None, strength: float | None,
-                progress: Progress | None = None, previews: int = 0) -> list[np.ndarray]:
+                progress: Progress | None = None, previews: int = 0, feature_cache: int = 0) -> list[np.ndarray]:
         """Repaint the True area of ``mask`` in each image (all of one size); one output per image.
         With ``previews`` > 0 (where ``shows_previews``), every that many steps and at the last
-        ``progress`` also gets ``preview=``: the crop as generated so far (RGB uint8, its size)."""
+        ``progress`` also gets ``preview=``: the crop as generated so far (RGB uint8, its size).
+        With ``feature_cache`` > 0 (where ``caches_features``), see ``caches_features``."""
         ...
 
     def fast(self, lora: str | None = None) -> Inpainter:

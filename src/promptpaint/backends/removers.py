@@ -37,6 +37,7 @@ class _Remover:
     lora = None
     has_fast_mode = False  # one pass, fast already
     shows_previews = False
+    caches_features = False
     working_size = 1024
     #: The least context (pixels per side) a window should give the model around a hole.
     min_context = 0

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 #: recipe keys whose recorded value is what the edit actually used (resolved), not what was given
 MODEL_ROLES = tuple(DEFAULT_MODELS)  # detector, segmenter, inpainter, remover, matting
 RESOLVED_KEYS = ("dilate", "feather", "box_threshold", "text_threshold", "steps", "guidance", "strength",
-                 "refine_strength", "no_refine", "no_color_match", "prefill", *MODEL_ROLES, "fast", "fast_lora")
+                 "refine_strength", "no_refine", "no_color_match", "prefill", *MODEL_ROLES, "fast", "fast_lora",
+                 "deep_cache")
 #: recipe keys that name a model: the name the user gave is kept (an alias stays an alias)
 NAMED_MODELS = (*MODEL_ROLES, "fast_lora")
 #: recipe keys recorded for the reader only (the sampler follows from the model, fast and

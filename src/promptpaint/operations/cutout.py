@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 #: options of every edit that a cut-out, which paints nothing, does not use
 UNUSED = ("prompt", "negative_prompt", "steps", "guidance", "strength", "variants", "padding", "working_size",
-          "refine_strength", "no_refine", "no_color_match", "prefill", "inpainter", "remover")
+          "refine_strength", "no_refine", "no_color_match", "prefill", "fast", "fast_lora", "deep_cache", "inpainter",
+          "remover")
 
 
 class CutoutEdit(EditOptions):

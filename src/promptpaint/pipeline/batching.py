@@ -52,13 +52,18 @@ class InpaintCall:
     strength: float | None
     progress: Progress | None = None
     previews: int = 0  # a preview picture with the progress every this many steps (0: none)
+    feature_cache: int = 0  # DeepCache's interval (0: every step runs the whole denoiser)
 
     def batch_key(self) -> tuple:
         """Calls with equal keys can share one model call (prompts, masks and seeds may differ)."""
-        return (id(self.model), self.image.shape, self.steps, self.guidance, self.strength)
+        return (id(self.model), self.image.shape, self.steps, self.guidance, self.strength, self.feature_cache)
+
+    def asked(self) -> dict:
+        """The optional settings of this call, given only when set: models without them are never asked."""
+        return {k: v for k, v in (("previews", self.previews), ("feature_cache", self.feature_cache)) if v}
 
     def run_alone(self) -> np.ndarray:
-        asked = {"previews": self.previews} if self.previews else {}  # only models that show them are asked
+        asked = self.asked()
         return self.model.inpaint([self.image], self.mask, prompt=self.prompt, negative_prompt=self.negative_prompt,
                                   seeds=[self.seed], steps=self.steps, guidance=self.guidance,
                                   strength=self.strength, progress=self.progress, **asked)[0]
@@ -148,7 +153,8 @@ def _inpaint_group(calls: list[InpaintCall]) -> list[np.ndarray | Exception]:
             return model.inpaint([c.image for c in calls], [c.mask for c in calls],
                                  prompt=[c.prompt for c in calls], negative_prompt=[c.negative_prompt for c in calls],
                                  seeds=[c.seed for c in calls], steps=first.steps, guidance=first.guidance,
-                                 strength=first.strength)
+                                 strength=first.strength,
+                                 **({"feature_cache": first.feature_cache} if first.feature_cache else {}))
         except ModelLoadError:
             raise
         except Exception as error:  # noqa: BLE001
