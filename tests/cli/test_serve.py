@@ -45,3 +45,21 @@ def test_cli_help_imports_no_server_stack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_serve_names_every_missing_model_at_once(tiny, tmp_path, monkeypatch):
+    """#15: a server whose models are not here says so in one line, all of them, before loading any;
+    matting, which only cut-outs need, comes with the way to start without it."""
+    from click.testing import CliRunner
+
+    from promptpaint.cli.app import main
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = ["serve", "--segmenter", str(tiny["sam"]), "--inpainter", str(tiny["sd-inpaint"]),
+            "--remover", str(tiny["lama"]), "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 4
+    error = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "detector gdino-tiny" in error[0] and "matting vitmatte" in error[0]
+    assert "`promptpaint models fetch gdino-tiny vitmatte`" in error[0] and "--matting none" in error[0]

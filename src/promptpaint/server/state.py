@@ -8,7 +8,7 @@ from typing import Any
 
 from promptpaint import __version__
 from promptpaint.backends import registry
-from promptpaint.errors import PromptPaintError
+from promptpaint.errors import ModelLoadError, PromptPaintError
 from promptpaint.options import NO_MATTING
 from promptpaint.backends.registry import LORA_FAMILIES
 from promptpaint.pipeline.pipeline import ROLE_FAMILIES, Pipeline
@@ -34,8 +34,16 @@ class ServerState:
         return {role: getattr(self.pipeline.models, role) for role in ROLE_FAMILIES}
 
     def warm_up(self) -> None:
-        """Load the default models now, so the first request does not pay for it."""
+        """Load the default models now, so the first request does not pay for it; every missing one
+        is named in one error first, as every command's preflight does."""
         pipe = self.pipeline
+        try:
+            pipe.preflight(self.loaded)
+        except ModelLoadError as error:
+            if pipe.models.matting in error.missing:  # only cut-outs need it: say how to start without
+                raise ModelLoadError(f"{error}; or start with --matting none (cut-outs then use the "
+                                     "feathered selection)", error.missing) from None
+            raise
         for role in ROLE_FAMILIES:
             log.info("loading %s %s", role, getattr(pipe.models, role))
             getattr(pipe, role)()
