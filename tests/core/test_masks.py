@@ -9,7 +9,6 @@ import pytest
 
 from promptpaint.core import masks as M
 from promptpaint.core.geometry import Window
-from promptpaint.errors import InvalidOptionError
 
 
 def grid(text: str) -> np.ndarray:
@@ -346,50 +345,6 @@ def test_resize_mask_same_size_is_a_copy():
     out = M.resize_mask(mask, (2, 2))
     np.testing.assert_array_equal(out, mask)
     assert out is not mask
-
-
-# ---------------------------------------------------------------- select
-
-
-def _instances():
-    """Three instances: areas 4, 12, 8 pixels; scores 0.5, 0.9, 0.7 (score order: 1, 2, 0)."""
-    masks = np.zeros((3, 4, 4), bool)
-    masks[0, :1] = True
-    masks[1, :3] = True
-    masks[2, :2] = True
-    return masks, np.array([0.5, 0.9, 0.7], np.float32)
-
-
-@pytest.mark.parametrize("pick, expected", [
-    ("all", [0, 1, 2]),
-    ("largest", [1]),
-    ("top-1", [1]),
-    ("top-2", [1, 2]),
-    ("top2", [1, 2]),
-    ("top-5", [0, 1, 2]),
-    (" TOP-2 ", [1, 2]),
-    ("0", [1]),            # 0 = best score
-    ("0,2", [0, 1]),       # best and third best
-    ("2,0", [0, 1]),
-    ("1, 1", [2]),
-    ("-1", [0]),           # the lowest score
-])
-def test_select(pick, expected):
-    masks, scores = _instances()
-    assert M.select(masks, scores, pick=pick).tolist() == expected
-
-
-def test_select_largest_by_area_not_score():
-    masks, _ = _instances()
-    assert M.select(masks, np.array([0.9, 0.1, 0.5]), pick="largest").tolist() == [1]
-
-
-def test_select_out_of_range_and_empty():
-    masks, scores = _instances()
-    with pytest.raises(InvalidOptionError, match="--pick: instance index 3 out of range: 3 found"):
-        M.select(masks, scores, pick="0,3")
-    assert M.select(np.zeros((0, 4, 4), bool), np.zeros(0), pick="largest").tolist() == []
-    assert M.select(np.zeros((0, 4, 4), bool), np.zeros(0), pick="0").tolist() == []
 
 
 # ---------------------------------------------------------------- touching (shadows, reflections)

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 
 from promptpaint.core.geometry import Window, mask_bbox
-from promptpaint.errors import InvalidOptionError
 
 
 def _check(mask: np.ndarray) -> np.ndarray:
@@ -156,36 +155,7 @@ def touching(mask: np.ndarray, candidates: np.ndarray, margin: int) -> np.ndarra
     return np.flatnonzero((candidates & near).reshape(len(candidates), -1).any(axis=1))
 
 
-def select(
-    masks: np.ndarray,
-    scores: np.ndarray,
-    *,
-    pick: str = "all",
-) -> np.ndarray:
-    """Indices of the instances to keep.
-
-    ``pick``: ``"all"``; ``"largest"`` (largest mask area); ``"top-K"`` (K highest scores);
-    or a comma list of indices in score order, e.g. ``"0,2"`` (0 = highest score); an index out of
-    range raises :class:`InvalidOptionError`."""
-    n = len(masks)
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    pick = str(pick).strip().lower()
-    if pick == "all" or n == 0:
-        return np.arange(n)
-    if pick == "largest":
-        areas = masks.reshape(n, -1).sum(axis=1)
-        return np.array([int(np.argmax(areas))])
-    if pick.startswith("top-") or pick.startswith("top"):
-        k = int(pick.removeprefix("top-").removeprefix("top") or 1)
-        return np.sort(order[:k])
-    indices = [int(p) for p in pick.replace(" ", "").split(",") if p != ""]
-    bad = [i for i in indices if not -n <= i < n]
-    if bad:
-        raise InvalidOptionError(f"--pick: instance index {bad[0]} out of range: {n} found")
-    return np.array(sorted({int(order[i]) for i in indices}))
-
-
 __all__ = [
     "union", "subtract", "invert", "dilate", "erode", "fill_holes", "remove_small", "component_boxes",
-    "feather", "blend", "resize_mask", "select", "touching", "distance_outside", "mask_bbox",
+    "feather", "blend", "resize_mask", "touching", "distance_outside", "mask_bbox",
 ]
