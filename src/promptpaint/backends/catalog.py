@@ -138,10 +138,6 @@ CATALOGUE: dict[str, ModelEntry] = {e.alias: e for e in (
 )}
 
 
-def entry(alias: str) -> ModelEntry | None:
-    return CATALOGUE.get(alias)
-
-
 def aliases_for(role: str) -> list[str]:
     """The aliases that can fill ``role``, in catalogue order."""
     return [alias for alias, e in CATALOGUE.items() if role in e.roles]
