@@ -19,10 +19,8 @@ from promptpaint import __version__, operations
 from promptpaint.cli.options import given, options_from
 from promptpaint.errors import InvalidOptionError, PromptPaintError
 from promptpaint.operations import Operation
-from promptpaint.options import DEFAULT_MODELS, EditOptions, ModelOptions, SegmentOptions, SelectOptions
-
-#: fields of every edit given once per command, as model options (--detector...)
-MODEL_ROLES = tuple(DEFAULT_MODELS)
+from promptpaint.operations.base import MODEL_ROLES  # fields of every edit given as model options (--detector...)
+from promptpaint.options import EditOptions, ModelOptions, SegmentOptions, SelectOptions
 
 
 class _Group(click.Group):

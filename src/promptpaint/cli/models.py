@@ -16,9 +16,9 @@ import click
 from promptpaint import operations
 from promptpaint.cli.options import given, options_from
 from promptpaint.errors import InvalidOptionError
-from promptpaint.options import DEFAULT_MODELS, NO_MATTING, ModelOptions
+from promptpaint.operations.base import MODEL_ROLES  # detector, segmenter, inpainter, remover, matting
+from promptpaint.options import NO_MATTING, ModelOptions
 
-MODEL_ROLES = tuple(DEFAULT_MODELS)  # detector, segmenter, inpainter, remover, matting
 #: what --for accepts: every operation (replace, remove, outpaint, ...), segment and detect
 COMMANDS = [*operations.names(), "segment", "detect"]
 #: lets `--for COMMAND` be followed by that command's own options (parsed by its own flags)

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from promptpaint.pipeline.batching import Steps
     from promptpaint.pipeline.editing import EditJob
 
-#: recipe keys whose recorded value is what the edit actually used (resolved), not what was given
+#: the model roles an edit may name (ModelOptions fields): its model flags, recipe keys and the CLI's
 MODEL_ROLES = tuple(DEFAULT_MODELS)  # detector, segmenter, inpainter, remover, matting
+#: recipe keys whose recorded value is what the edit actually used (resolved), not what was given
 RESOLVED_KEYS = ("dilate", "feather", "box_threshold", "text_threshold", "steps", "guidance", "strength",
                  "refine_strength", "no_refine", "no_color_match", "prefill", *MODEL_ROLES, "fast", "fast_lora",
                  "deep_cache")
