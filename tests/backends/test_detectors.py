@@ -115,6 +115,15 @@ def test_no_threshold_given_means_the_detectors_defaults(gdino, owlv2, cat_rgb):
         assert implicit.labels == explicit.labels
 
 
+def test_a_detector_without_a_text_threshold_ignores_one_given(owlv2, cat_rgb):
+    """OWLv2 has no text threshold: one given (a threshold no box passes) filters nothing."""
+    plain = owlv2.detect(cat_rgb, ["cat", "dog"], 0.0)
+    given = owlv2.detect(cat_rgb, ["cat", "dog"], 0.0, 1.0)
+    assert len(plain) > 0
+    np.testing.assert_array_equal(given.xyxy, plain.xyxy)
+    assert given.labels == plain.labels
+
+
 # ------------------------------------------------------------------ Grounding DINO: mean over a label's tokens
 
 def test_label_scores_are_the_mean_over_each_labels_tokens():

@@ -57,9 +57,12 @@ class _TransformersDetector(TransformersBackend):
     def detect(self, image, labels, box_threshold=None, text_threshold=None):
         """Boxes whose score passes ``box_threshold`` and whose best label passes ``text_threshold``
         (each the detector's default when None; a detector whose default text threshold is None
-        has none)."""
+        has none, and ignores one given)."""
         box_threshold = self.default_box_threshold if box_threshold is None else box_threshold
-        text_threshold = self.default_text_threshold if text_threshold is None else text_threshold
+        if self.default_text_threshold is None:
+            text_threshold = None
+        elif text_threshold is None:
+            text_threshold = self.default_text_threshold
         h, w = image.shape[:2]
         raw = self._raw.get_or_compute((image_hash(image), tuple(labels)),
                                        lambda: self._forward([image], list(labels))[0])
@@ -181,9 +184,6 @@ class Owlv2Detector(_TransformersDetector):
             boxes = _corners(outputs.pred_boxes[i].float().cpu().numpy(), side, side)
             raws.append((per_label, per_label.max(axis=1), boxes))
         return raws
-
-    def detect(self, image, labels, box_threshold=None, text_threshold=None):
-        return super().detect(image, labels, box_threshold, None)
 
 
 def load_detector(ref: ModelRef, device: str, dtype: str) -> Detector:
