@@ -214,9 +214,7 @@ def load_kwargs(folder: Path, half: bool) -> dict[str, Any]:
                               if isinstance(model_index.get(name), list) and all(model_index[name])}
     folders = _by_folder(local_listing(folder))
     for name in components(model_index):
-        names = folders.get(name, [])
-        has_fp16 = any(FP16_WEIGHTS.match(n) for n in names)
-        if has_fp16 and (half or not any(PLAIN_WEIGHTS.match(n) for n in names)):
+        if any(FP16_WEIGHTS.match(n) for n in pick_weights(folders.get(name, []), half)):
             kwargs["variant"] = "fp16"
     return kwargs
 
