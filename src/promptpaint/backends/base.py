@@ -58,6 +58,7 @@ class TransformersBackend:
     def __init__(self, ref: ModelRef, device: str, dtype: str):
         folder = local_folder(ref)  # fails fast, before the slow library imports
         self.ref = ref
+        self.folder = folder
         self.model_id = ref.id
         self.device = device
         self.dtype = pick_dtype(dtype, device, generative=self.generative)

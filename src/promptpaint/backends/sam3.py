@@ -9,11 +9,12 @@ from the same checkpoint (see :class:`~promptpaint.backends.segmenters.Sam3Track
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 
 from promptpaint.backends.base import LRU, TransformersBackend
-from promptpaint.backends.registry import ModelRef, cached, local_folder
+from promptpaint.backends.registry import ModelRef, cached
 from promptpaint.core.geometry import clamp_boxes
 from promptpaint.core.images import image_hash
 from promptpaint.core.types import Detections
@@ -43,7 +44,7 @@ class Sam3TextSegmenter(TransformersBackend):
         self._vision_cache = LRU(CACHE_SIZE)
         self._tracker_backend = None
         self._tracker_lock = threading.Lock()
-        self.takes_boxes = self.takes_points = _has_tracker(self.ref)
+        self.takes_boxes = self.takes_points = _has_tracker(self.folder)
 
     def _model_class(self):
         from transformers import Sam3Model
@@ -135,12 +136,12 @@ class Sam3TextSegmenter(TransformersBackend):
         return tracker
 
 
-def _has_tracker(ref: ModelRef) -> bool:
-    """Whether the checkpoint holds SAM 3's tracker too: the full facebook/sam3 (``sam3_video``)
-    does, a detector-only export (``sam3``) does not."""
+def _has_tracker(folder: Path) -> bool:
+    """Whether the checkpoint in ``folder`` holds SAM 3's tracker too: the full facebook/sam3
+    (``sam3_video``) does, a detector-only export (``sam3``) does not."""
     import json
 
-    config = json.loads((local_folder(ref) / "config.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
     return config.get("model_type") == "sam3_video"
 
 
