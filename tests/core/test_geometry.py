@@ -25,6 +25,7 @@ from promptpaint.core.geometry import (
     parse_expand,
     parse_point,
     parse_size,
+    snap_size,
     tile_window,
 )
 from promptpaint.errors import InvalidOptionError
@@ -353,6 +354,15 @@ def test_model_size_keeps_aspect_within_rounding(w, h):
     assert abs(out_h - h * scale) <= 4 or out_h == 8
     assert max(out_w, out_h) <= 768
     assert out_w * out_h <= (512 + 8) ** 2
+
+
+@pytest.mark.parametrize("size, scale, multiple, expected", [
+    ((100, 60), 1.0, 8, (96, 64)),         # 12.5 -> 12 (round half to even), 7.5 -> 8
+    ((1000, 10), 0.5, 32, (512, 32)),      # 15.6 -> 16; never below one multiple
+    ((33, 7), 1.0, 1, (33, 7)),            # multiple 1: the size itself
+])
+def test_snap_size_exact(size, scale, multiple, expected):
+    assert snap_size(size, scale, multiple) == expected
 
 
 @pytest.mark.parametrize("window", [(0, 10), (10, 0), (-1, 5)])

@@ -195,11 +195,15 @@ def model_size(
     if w <= 0 or h <= 0:
         raise InvalidOptionError(f"empty window {window_size}")
     scale = min(working_size / math.sqrt(w * h), max_long_side * working_size / max(w, h))
+    return snap_size(window_size, scale, multiple)
 
+
+def snap_size(size: tuple[int, int], scale: float, multiple: int) -> tuple[int, int]:
+    """``size`` times ``scale``, each side rounded to the nearest multiple of ``multiple`` (at least one)."""
     def snap(v: float) -> int:
         return max(multiple, int(round(v / multiple)) * multiple)
 
-    return (snap(w * scale), snap(h * scale))
+    return (snap(size[0] * scale), snap(size[1] * scale))
 
 
 # ---------------------------------------------------------------- outpaint canvases

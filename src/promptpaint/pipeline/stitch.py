@@ -34,7 +34,7 @@ import numpy as np
 
 from promptpaint.core import masks as M
 from promptpaint.core.color import match_color
-from promptpaint.core.geometry import Window, context_window, merge_windows, model_size, tile_window
+from promptpaint.core.geometry import Window, context_window, merge_windows, model_size, snap_size, tile_window
 from promptpaint.core.images import resize_image
 
 PREFILL, GENERATE, REFINE = "prefill", "generate", "refine"
@@ -114,17 +114,12 @@ def job_size(window: Window, settings: StitchSettings) -> tuple[int, int]:
     if settings.upscale:
         return model_size(window.size, settings.working_size, settings.multiple)
     # Removers work at the crop's own resolution; only large crops are shrunk.
-    return _snapped(window.size, min(1.0, settings.working_size / max(window.size)), settings.multiple)
+    return snap_size(window.size, min(1.0, settings.working_size / max(window.size)), settings.multiple)
 
 
 def native_size(window: Window, settings: StitchSettings) -> tuple[int, int]:
     """The size a refine tile is generated at: its own, up to rounding to the model's multiple."""
-    return _snapped(window.size, 1.0, settings.multiple)
-
-
-def _snapped(size: tuple[int, int], scale: float, multiple: int) -> tuple[int, int]:
-    snap = lambda v: max(multiple, int(round(v * scale / multiple)) * multiple)  # noqa: E731
-    return (snap(size[0]), snap(size[1]))
+    return snap_size(window.size, 1.0, settings.multiple)
 
 
 def shrink(window: Window, size: tuple[int, int]) -> float:
