@@ -46,6 +46,9 @@ export const postForm = (path, fields, files) => getJson(path, { method: "POST",
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A base64 PNG of a JSON answer (mask_png, image_png) as a Blob. */
+export const pngBlob = async (base64) => (await fetch(`data:image/png;base64,${base64}`)).blob();
+
 /** What the server noted beside an answer, as one sentence each: phrases that found nothing (the
  *  work went on without them), boxes clamped to the photo, detections past the server's limit. */
 export function warnings(data) {

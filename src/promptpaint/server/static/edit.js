@@ -2,7 +2,7 @@
 // live preview, cancel), the before/after view, and the history of results (gallery.js).
 "use strict";
 
-import { api, getJson, postForm, sleep, warnings } from "./api.js";
+import { api, getJson, pngBlob, postForm, sleep, warnings } from "./api.js";
 import { addItem, clearItems, deleteItem, getItem, listItems, thumbnail } from "./gallery.js";
 import { OptionForm, loadOperations } from "./operations.js";
 import { maskBlob, pickFor, selectionOptions } from "./selection.js";
@@ -414,10 +414,6 @@ export class Editor {
     });
     window.addEventListener("resize", () => this.fitCompare());
   }
-}
-
-async function pngBlob(base64) {
-  return (await fetch(`data:image/png;base64,${base64}`)).blob();
 }
 
 async function pixels(blob) {

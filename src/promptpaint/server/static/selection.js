@@ -4,7 +4,7 @@
 // the brush strokes on top, because those exist nowhere but here.
 "use strict";
 
-import { api, form, postForm } from "./api.js";
+import { api, form, pngBlob, postForm } from "./api.js";
 
 /** What "nothing chosen yet" looks like; `null` means "not given": the server's default applies. */
 export const EMPTY_SELECTION = Object.freeze({
@@ -74,8 +74,6 @@ export class MaskSource {
     return { data: { instances: [], excluded: [] }, canvas: await maskCanvas(await response.blob()) };
   }
 }
-
-const pngBlob = async (base64) => (await fetch(`data:image/png;base64,${base64}`)).blob();
 
 /** A grayscale mask PNG (255 = selected) as a white-on-transparent canvas. */
 export async function maskCanvas(blob) {
