@@ -62,7 +62,8 @@ class RawInput:
 @dataclass
 class Input:
     """A decoded request: the image, its id in the store, the uploaded mask, the options (where
-    ``mask``, if present, is the upload's name: a record for the recipe, never a path to open)."""
+    ``mask``, if present, is the upload's name: it tells the option models a mask was given, and
+    is never a path to open)."""
 
     image: LoadedImage
     image_id: str
@@ -94,8 +95,8 @@ async def read_input(request: Request, state: ServerState) -> Input:
     if raw.mask_bytes is not None:
         mask = await run_in_threadpool(load_mask, raw.mask_bytes, image.size,
                                        max_pixels=state.pipeline.limits.max_pixels)
-        # The option models see a mask was given (a target) and the recipe records its upload name;
-        # the decoded array passed beside it is what the pipeline uses, so the name is never opened.
+        # The option models see a mask was given (a target); the decoded array passed beside it is
+        # what the pipeline uses (and the recipe records, as RLE), so the name is never opened.
         options["mask"] = raw.mask_name
     return Input(image, image_id, mask, options)
 
@@ -190,7 +191,7 @@ def _describe(item: dict) -> str:
 
 
 def _safe_filename(name: str | None) -> str:
-    """The upload's base name, only for the recipe's record (never opened)."""
+    """The upload's base name, as the ``mask`` option's value (never opened)."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     stem, _, suffix = base.rpartition(".")
     return f"{safe_name(stem or 'mask')}.png" if base else "mask.png"

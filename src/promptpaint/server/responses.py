@@ -31,7 +31,7 @@ def variant_recipes(entry: dict[str, Any], count: int) -> list[dict[str, Any]]:
 
 def edit_png(result: EditResult, variant: int = 0) -> bytes:
     """One variant as PNG, as the output writer makes it: its own replayable recipe (an uploaded
-    mask is named by its upload name), alpha and the input's colour profile."""
+    mask is in it as COCO RLE), alpha and the input's colour profile."""
     return encode_variant(result, variant)
 
 
