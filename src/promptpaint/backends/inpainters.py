@@ -18,7 +18,7 @@ import numpy as np
 
 from promptpaint.backends.fetch import load_kwargs
 from promptpaint.backends.protocols import Inpainter
-from promptpaint.backends.registry import ModelRef, cached, load_error, local_folder
+from promptpaint.backends.registry import ModelRef, cached, first_line, load_error, local_folder
 from promptpaint.backends.runtime import enable_fast_math, pick_dtype
 from promptpaint.errors import ModelLoadError, UnsupportedOperationError
 
@@ -138,9 +138,8 @@ class DiffusersInpainter:
                 try:
                     self.pipe.load_lora_weights(location, adapter_name=name)
                 except Exception as error:  # noqa: BLE001
-                    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                     raise ModelLoadError(f"could not load LoRA {lora_id!r} into {self.family} model "
-                                         f"{self.model_id!r}: {text[:300]}") from error
+                                         f"{self.model_id!r}: {first_line(error)}") from error
                 self.pipe.disable_lora()
                 self._adapters[location] = name
             return self._adapters[location]

@@ -358,7 +358,12 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+def first_line(error: Exception) -> str:
+    """A library error's first line (at most 300 characters), or its type when it has no message."""
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
 def load_error(ref: ModelRef, error: Exception) -> ModelLoadError:
     """Wrap a library's loading error into one line naming the model."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return ModelLoadError(f"could not load {ref.family} model {ref.source!r}: {text[:300]}")
+    return ModelLoadError(f"could not load {ref.family} model {ref.source!r}: {first_line(error)}")
