@@ -179,6 +179,12 @@ def test_check_and_preflight_agree_on_every_command(fake_hub, tiny):
     assert pipe.needed_models("replace", {"box": ["1,2,3,4"], "prefill": "lama"}) == {
         "segmenter": "sam-b", "inpainter": "sd15", "prefill": "lama"}
     assert pipe.needed_models("detect", {"find": ["cat"]}) == {"detector": "gdino-tiny"}
+    # shadows are found by the detector even when the object is a box (segment and remove alike)
+    shadow = {"box": ["1,2,3,4"], "with_shadow": True}
+    assert pipe.needed_models("segment", shadow) == {"detector": "gdino-tiny", "segmenter": "sam-b"}
+    assert pipe.needed_models("remove", shadow) == {"detector": "gdino-tiny", "segmenter": "sam-b", "remover": "lama"}
+    assert pipe.needed_models("segment", {"box": ["1,2,3,4"]}) == {"segmenter": "sam-b"}
+    assert pipe.needed_models("segment", {}, mask_given=True) == {}
     assert Pipeline(segmenter=str(tiny["sam3"])).needed_models("segment", {"find": ["cat"]}) == {
         "segmenter": str(tiny["sam3"])}
 

@@ -100,13 +100,11 @@ class Operation:
 
     def models(self, edit: EditOptions, models: ModelOptions, mask_given: bool) -> dict[str, str]:
         """role -> model name, for every model this edit will load (preflight checks them all first)."""
+        from promptpaint.pipeline.selection import models_needed
+
         needed: dict[str, str] = {}
         if self.takes_selection and not (mask_given or edit.mask):
-            labels = self.labels(edit) + list(edit.exclude)
-            if labels or edit.box or edit.point:
-                needed["segmenter"] = edit.segmenter or models.segmenter
-            if labels:
-                needed["detector"] = edit.detector or models.detector
+            needed.update(models_needed(edit, self.labels(edit) + list(edit.exclude), models))
         if self.generator:
             needed[self.generator] = getattr(edit, self.generator) or getattr(models, self.generator)
             if edit.fast:

@@ -228,11 +228,14 @@ class Pipeline:
         values = {k: v for k, v in (values or {}).items() if v not in (None, (), [], "")}
         if command in ("detect", "segment"):
             opts = SegmentOptions.model_construct(**_fields(SegmentOptions, values))
-            labels = bool(opts.find or opts.exclude) or not (opts.box or opts.point or opts.mask)
-            needed = {"detector": opts.detector or self.models.detector} if labels else {}
-            if command == "segment" and not (opts.mask or mask_given):
-                needed["segmenter"] = opts.segmenter or self.models.segmenter
-            return _sam3_finds_itself(needed) if command == "segment" else needed
+            labels = [*opts.find, *opts.exclude, *opts.attach]
+            if not (labels or opts.box or opts.point or opts.mask):
+                labels = ["(what --find names)"]  # no selection at all: the usual text selection
+            if command == "detect":
+                return {"detector": opts.detector or self.models.detector} if labels else {}
+            if opts.mask or mask_given:
+                return {}
+            return _sam3_finds_itself(selection.models_needed(opts, labels, self.models))
         operation = operations.get(command)
         fields = _fields(operation.options, values)
         if operation.takes_selection and not any(fields.get(k) for k in ("find", "keep", "box", "point", "mask")):
@@ -278,12 +281,7 @@ class Pipeline:
         opts = _options(SegmentOptions, options, kwargs, mask)
         if mask is None and not opts.mask:
             selection.check_prompts(opts, selection.labels_for(opts.find, opts), loaded.size)
-            needed = {}
-            if opts.find or opts.exclude or opts.box or opts.point:
-                needed["segmenter"] = opts.segmenter or self.models.segmenter
-            if opts.find or opts.exclude or opts.attach:
-                needed["detector"] = opts.detector or self.models.detector
-            self.preflight(needed)
+            self.preflight(selection.models_needed(opts, [*opts.find, *opts.exclude, *opts.attach], self.models))
         return selection.select(self, loaded.rgb, opts, mask, attach=opts.attach)
 
     # ------------------------------------------------------------ edits

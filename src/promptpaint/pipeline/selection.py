@@ -23,7 +23,7 @@ from promptpaint.core.phrases import Phrase, Pick, read_phrases, read_pick
 from promptpaint.core.picking import pick_instances, pick_phrases
 from promptpaint.core.types import Detections, Segmentation
 from promptpaint.errors import InvalidOptionError, NothingFoundError, UnsupportedOperationError
-from promptpaint.options import SelectOptions
+from promptpaint.options import ModelOptions, SelectOptions
 from promptpaint.pipeline.batching import SelectHint
 
 if TYPE_CHECKING:
@@ -41,6 +41,18 @@ def labels_for(find: list[str], opts: SelectOptions, attach: Sequence[str] = ())
     then the regions that go with the selection (``attach``: shadow, reflection)."""
     phrases, excluded = read(find, opts)
     return list(dict.fromkeys([p.label for p in phrases + excluded] + list(attach)))
+
+
+def models_needed(opts: SelectOptions, labels: Sequence[str], models: ModelOptions) -> dict[str, str]:
+    """role -> model name of what a selection loads: the segmenter for any label, box or point, the
+    detector for labels (what to find or exclude, and what goes with the selection: shadows). The
+    one rule for preflight and ``promptpaint models check``; a mask alone loads nothing."""
+    needed: dict[str, str] = {}
+    if labels or opts.box or opts.point:
+        needed["segmenter"] = opts.segmenter or models.segmenter
+    if labels:
+        needed["detector"] = opts.detector or models.detector
+    return needed
 
 
 def attach_margin(size: tuple[int, int]) -> int:
