@@ -104,3 +104,42 @@ def test_box_and_point_prompts_equal_the_trackers_documented_route(sam3_full, ca
     np.testing.assert_array_equal(masks, documented[torch.arange(len(best)), best].numpy())
     np.testing.assert_array_equal(scores, out.iou_scores[0].max(-1).values.numpy())
     assert 0 < masks.mean() < 1
+
+
+def test_finding_from_text_then_a_box_runs_the_backbone_once(sam3_full, cat_rgb):
+    """Both halves read one ViT backbone: a request that finds from text and also takes a box
+    runs it once per image, and the tracker's masks still equal its documented route."""
+    from transformers import Sam3TrackerModel, Sam3TrackerProcessor
+
+    folder = sam3_full[0]
+    segmenter = Sam3TextSegmenter(resolve(str(folder)), "cpu", "auto")  # fresh caches
+    image = cat_rgb.copy()
+    image[0, 0] = (3, 1, 4)
+    segmenter.detect_and_segment(image, ["cat"], 0.0)
+    assert segmenter.backbone_runs == 1
+    masks, _ = segmenter.segment(image, boxes=np.array([[40, 30, 200, 180]]))
+    assert segmenter.backbone_runs == 1  # the tracker reused the text half's backbone output
+    segmenter.detect_and_segment(image, ["dog"], 0.0)
+    segmenter.segment(cat_rgb, boxes=np.array([[40, 30, 200, 180]]))
+    assert segmenter.backbone_runs == 2  # another image runs it again
+
+    processor = Sam3TrackerProcessor.from_pretrained(folder)
+    model = Sam3TrackerModel.from_pretrained(folder).eval()
+    inputs = processor(images=Image.fromarray(image), input_boxes=[[[40, 30, 200, 180]]], return_tensors="pt")
+    with torch.inference_mode():
+        out = model(**inputs, multimask_output=False)
+    documented = processor.post_process_masks(out.pred_masks, inputs["original_sizes"])[0][:, 0]
+    np.testing.assert_array_equal(masks, documented.numpy())
+
+
+def test_the_shared_backbone_does_not_cache_calls_that_ask_for_more(sam3_full, cat_rgb):
+    from promptpaint.backends.sam3 import SharedBackbone
+
+    segmenter = Sam3TextSegmenter(resolve(str(sam3_full[0])), "cpu", "auto")
+    shared = SharedBackbone(segmenter.model.vision_encoder.backbone)
+    pixels = torch.zeros(1, 3, 112, 112)
+    with torch.inference_mode():
+        first, again = shared(pixels), shared(pixels.clone())
+        shared(pixels, output_attentions=True)
+        shared(pixels.to(torch.float64).float() + 1)
+    assert first is again and shared.runs.computed == 2

@@ -47,6 +47,16 @@ def test_sam3_encodes_once_for_all_labels(tiny, cat_rgb):
         pipe.segment(image, box="0,0,10,10")
 
 
+def test_sam3_finds_and_takes_a_box_in_one_backbone_run(tmp_path, cat_rgb):
+    """SAM 3 with its tracker: --find and --box together run the ViT backbone once."""
+    from promptpaint.testing.tiny_models import build_sam3_full
+
+    pipe = Pipeline(segmenter=str(build_sam3_full(tmp_path / "sam3")), device="cpu")
+    seg = pipe.segment(cat_rgb, find="cat", box="40,30,200,180", box_threshold=0)
+    assert pipe.segmenter().backbone_runs == 1
+    assert seg.mask[30:180, 40:200].any()
+
+
 def test_exclude_subtracts_and_algebra_applies(tiny, cat_rgb):
     pipe = Pipeline(detector=str(tiny["grounding-dino"]), segmenter=str(tiny["sam"]), device="cpu")
     seg = pipe.segment(cat_rgb, find="cat", exclude="face", box_threshold=0, text_threshold=0)

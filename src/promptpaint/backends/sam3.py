@@ -4,6 +4,8 @@ The image is encoded once (cached by content); all labels of a request then run 
 against that single encoding (the vision features are expanded as views, not copied).
 Box and point prompts go to SAM 3's other half, its SAM-2-style tracker, loaded on first use
 from the same checkpoint (see :class:`~promptpaint.backends.segmenters.Sam3TrackerSegmenter`).
+Both halves read one ViT backbone (:class:`SharedBackbone`), which runs once per image even when
+a request both finds from text and takes boxes or points.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from promptpaint.backends.base import LRU, TransformersBackend
 from promptpaint.backends.registry import ModelRef, cached
@@ -59,7 +63,6 @@ class Sam3TextSegmenter(TransformersBackend):
         return self._vision_cache.get_or_compute(image_hash(image), lambda: self._encode(image))
 
     def _encode(self, image: np.ndarray):
-        import torch
         from PIL import Image
 
         inputs = self.processor(images=Image.fromarray(image), return_tensors="pt")
@@ -69,7 +72,6 @@ class Sam3TextSegmenter(TransformersBackend):
     def detect_and_segment(self, image: np.ndarray, labels: list[str], threshold: float | None = None) -> Detections:
         """Every instance of every label, with full-resolution masks (``threshold``: the score an
         instance needs; the default when None)."""
-        import torch
         from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
 
         threshold = self.default_box_threshold if threshold is None else threshold
@@ -131,9 +133,42 @@ class Sam3TextSegmenter(TransformersBackend):
                 f"{self.model_id} holds only SAM 3's text detector, not its tracker: for --box or --point "
                 "use the full facebook/sam3 checkpoint, or --segmenter sam-b or sam2-t")
         tracker = Sam3TrackerSegmenter(self.ref, self.device, self.dtype_name)
-        # Both halves read the same ViT backbone weights from the checkpoint: keep one copy.
-        tracker.model.vision_encoder.backbone = self.model.vision_encoder.backbone
+        # Both halves read the same ViT backbone weights from the checkpoint: keep one copy, and
+        # run it once per image for both.
+        shared = SharedBackbone(self.model.vision_encoder.backbone)
+        self.model.vision_encoder.backbone = tracker.model.vision_encoder.backbone = shared
         return tracker
+
+    @property
+    def backbone_runs(self) -> int:
+        """How many images went through the ViT backbone, both halves together (before the
+        tracker loads, the text half's encodings)."""
+        backbone = self.model.vision_encoder.backbone
+        return backbone.runs.computed if isinstance(backbone, SharedBackbone) else self.encode_count
+
+
+class SharedBackbone(nn.Module):
+    """SAM 3's ViT backbone as both halves call it, remembering its last outputs by input.
+
+    The text detector and the tracker preprocess an image identically (one ``Sam3ImageProcessor``
+    config in the checkpoint's folder), so when a request finds from text and also takes a box
+    or points, the second half's backbone call gets the first's output instead of running the
+    backbone (most of SAM 3's cost) again. Each half's neck still runs on its own."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.runs = LRU(CACHE_SIZE)
+
+    def get_input_embeddings(self):
+        return self.backbone.get_input_embeddings()
+
+    def forward(self, pixel_values, **kwargs):
+        if kwargs:  # e.g. asked for attentions: not what the cache holds
+            return self.backbone(pixel_values, **kwargs)
+        as_bytes = pixel_values.detach().contiguous().cpu().view(torch.uint8).numpy()
+        key = (str(pixel_values.dtype), image_hash(as_bytes.reshape(*pixel_values.shape, -1)))
+        return self.runs.get_or_compute(key, lambda: self.backbone(pixel_values))
 
 
 def _has_tracker(folder: Path) -> bool:
