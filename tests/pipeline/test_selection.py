@@ -221,6 +221,19 @@ def test_pick_applies_within_each_label_and_detect_picks_the_same():
     assert pipe.detect(IMAGE, "cat. rocket").info["missing"] == ["rocket"]
 
 
+def test_detect_applies_require_when_given():
+    pipe, _ = oracle_pipeline()
+    assert len(pipe.detect(IMAGE, "rocket")) == 0  # not given: an answer, possibly empty
+    assert len(pipe.detect(IMAGE, "cat. rocket", require="any")) == 2
+    with pytest.raises(NothingFoundError) as info:
+        pipe.detect(IMAGE, "rocket", require="any")
+    assert info.value.labels == ["rocket"]
+    with pytest.raises(NothingFoundError, match="rocket"):
+        pipe.detect(IMAGE, "cat. rocket", require="all")
+    with pytest.raises(InvalidOptionError):
+        pipe.detect(IMAGE, "cat", require="most")
+
+
 def test_sam3_finds_shadows_in_the_same_encoding(tiny, cat_rgb):
     pipe = Pipeline(segmenter=str(tiny["sam3"]), device="cpu")
     sam3 = pipe.segmenter()

@@ -260,16 +260,21 @@ class Pipeline:
         """The nouns of every ``find`` phrase in one forward pass, then each phrase's pick among its
         label's instances ("the left dog"); boxes in the image's pixels. Thresholds not given are
         the detector's own defaults; the values used, how each phrase was read and which found
-        nothing (``info["missing"]``) are in the result's ``info``. It raises nothing for what was
-        not found: ``selection.require_found`` applies ``require`` (the front ends call it after
-        showing the answer)."""
+        nothing (``info["missing"]``) are in the result's ``info``.
+
+        ``require``: None (the default) answers whatever was found, possibly nothing; "any" raises
+        :class:`NothingFoundError` when nothing at all was found, "all" when any phrase found
+        nothing (the CLI's ``--require``)."""
         loaded = self.load(image)
         opts = parse_options(SelectOptions, {"find": find, "box_threshold": box_threshold, "pick": pick,
                                              "text_threshold": text_threshold, "detector": detector,
                                              "require": require})
         if not opts.find:
             raise InvalidOptionError("detect needs --find (what to look for)")
-        return selection.detect_phrases(self, loaded.rgb, opts)
+        dets = selection.detect_phrases(self, loaded.rgb, opts)
+        if require is not None:
+            selection.require_found(dets.info["missing"], bool(len(dets)), opts.require)
+        return dets
 
     def segment(self, image: Any, options: SelectOptions | None = None, *, mask: Any = None,
                 **kwargs: Any) -> Segmentation:

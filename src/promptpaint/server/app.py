@@ -27,7 +27,6 @@ from promptpaint.core.types import Progress
 from promptpaint.errors import InvalidOptionError, NothingFoundError, PromptPaintError
 from promptpaint.options import EditOptions, SegmentOptions, parse_options
 from promptpaint.pipeline.recipe import missing_phrases
-from promptpaint.pipeline.selection import require_found
 from promptpaint.server import responses
 from promptpaint.server.errors import NotFoundError, QueueFullError, UnauthorizedError, UploadTooLargeError
 from promptpaint.server.inputs import Input, read_input, read_raw, resolve_image
@@ -125,10 +124,9 @@ def _api_routes(state: ServerState) -> APIRouter:
         opts = parse_options(SegmentOptions, inp.options)
         job = state.jobs.submit(lambda progress: pipe.detect(
             inp.image, opts.find, box_threshold=opts.box_threshold, text_threshold=opts.text_threshold,
-            detector=opts.detector, pick=opts.pick), kind="detect")
+            detector=opts.detector, pick=opts.pick, require=opts.require), kind="detect")
         dets = await job.wait()
         job.take_result()
-        require_found(dets.info["missing"], bool(len(dets)), opts.require)
         return JSONResponse(responses.detect_json(dets, inp.image_id), headers=_headers(job, inp))
 
     @router.post("/segment", tags=["select"], summary="The mask of what `find` names, minus `exclude`",
