@@ -210,6 +210,34 @@ def test_asking_for_more_than_was_found_is_one_clear_line():
         pipe.segment(IMAGE, box="0,0,5,5", pick="the second from the right")
 
 
+def test_a_shadow_that_is_the_whole_floor_is_left_out_and_reported():
+    """A real detector may call the whole ground "shadow": a touching region that would add more
+    than 4x the object's area is not added, and its box is reported."""
+    scene = {"cat": [[10, 10, 30, 30]], "shadow": [[10, 30, 40, 36], [0, 31, 100, 60]]}
+    pipe, _ = oracle_pipeline(scene)
+    seg = pipe.segment(IMAGE, find="cat", with_shadow=True)
+    assert np.array_equal(seg.mask, _box(10, 10, 30, 30) | _box(10, 30, 40, 36))
+    assert seg.info["attached"] == {"shadow": {"found": 2, "added": [1], "too_large": [[0.0, 31.0, 100.0, 60.0]]}}
+    note = ("left out 1 shadow region(s) touching the selection, each over 4x the object's area or half "
+            "the image (the ground or the water?): 0,31,100,60")
+    assert seg.info["left_out"] == [note]
+    removed = pipe.remove(IMAGE, find="cat", with_shadow=True)
+    assert removed.info["notes"] == [note]  # the front ends' warnings
+
+
+def test_too_large_to_attach_compares_with_the_objects_it_touches_and_the_image():
+    from promptpaint.pipeline.selection import too_large_to_attach
+
+    small, big = _box(10, 10, 30, 30), _box(0, 0, 40, 50)  # 400 and 2000 of 6000 pixels
+    objects = np.stack([small, _box(80, 0, 100, 10)])  # the second is far from every candidate
+    assert not too_large_to_attach(_box(10, 30, 30, 50), objects, 2)  # adds 400: 1x
+    assert not too_large_to_attach(_box(0, 30, 80, 50), objects, 2)  # adds exactly 1600: 4x
+    assert too_large_to_attach(_box(0, 30, 81, 50), objects, 2)  # adds 1620: over 4x
+    # a large object's floor: 2x its area, but over half the image
+    assert too_large_to_attach(_box(0, 0, 100, 60) & ~big, big[None], 2)
+    assert not too_large_to_attach(_box(40, 0, 100, 50), big[None], 2)  # 3000: exactly half
+
+
 def test_pick_applies_within_each_label_and_detect_picks_the_same():
     pipe, _ = oracle_pipeline()
     seg = pipe.segment(IMAGE, find="cat. shadow", pick="left")

@@ -702,20 +702,22 @@ def test_find_sends_phrases_and_remove_offers_the_shadow_checkbox(editor, photo)
 
 def test_the_status_line_says_what_the_server_noted(editor, photo):
     """What an answer notes beside its result (#13's partial finds, a clamped box, detections past
-    the server's limit) reaches the status line, as the CLI prints it on stderr. The answer is the
+    the server's limit, a shadow too large to go) reaches the status line, as the CLI prints it on stderr. The answer is the
     server's own, with notes added (the tiny detector at thresholds of 0 finds every label)."""
     editor.open(photo)
 
     def noted(route):
         response = route.fetch()
         data = response.json()
-        data.update(missing=["rocket"], capped=["only the 100 best-scoring are kept"])
+        data.update(missing=["rocket"], capped=["only the 100 best-scoring are kept"],
+                    left_out=["left out 1 shadow region(s)"])
         route.fulfill(response=response, json=data)
 
     editor.page.route("**/v1/segment", noted)
     editor.find("cat. rocket")
     status = editor.by("status")
-    expect(status).to_contain_text("Nothing found for “rocket”. only the 100 best-scoring are kept")
+    expect(status).to_contain_text("Nothing found for “rocket”. only the 100 best-scoring are kept "
+                                   "left out 1 shadow region(s)")
     expect(status).to_have_class(re.compile(r"\bwarn\b"))
     editor.page.unroute("**/v1/segment")
     editor.find("cat")

@@ -106,7 +106,7 @@ def detect(image: Path, **values: Any) -> None:
     """Print what the detector finds as JSON (boxes in pixels, scores, labels, thresholds used)."""
     from promptpaint.core.serialize import detect_to_json
     from promptpaint.options import parse_options
-    from promptpaint.pipeline.selection import require_found
+    from promptpaint.pipeline import selection
 
     opts = parse_options(SegmentOptions, given(values, SegmentOptions))
     if not opts.find:
@@ -114,8 +114,8 @@ def detect(image: Path, **values: Any) -> None:
     dets = _pipeline(values).detect(image, opts.find, box_threshold=opts.box_threshold,
                                     text_threshold=opts.text_threshold, pick=opts.pick)
     click.echo(json.dumps(detect_to_json(dets), indent=2))
-    _warn(dets.info.get("capped", []))
-    require_found(dets.info["missing"], bool(len(dets)), opts.require)
+    _warn(selection.notes(dets.info))
+    selection.require_found(dets.info["missing"], bool(len(dets)), opts.require)
     _warn_missing(dets.info["missing"])
 
 
@@ -139,12 +139,13 @@ def _warn_missing(missing: list[str]) -> None:
 def segment(image: Path, out_dir: Path, overwrite: bool, **values: Any) -> None:
     """Write the mask of what --find names (minus --exclude) and how it was found."""
     from promptpaint.core.images import load_image
+    from promptpaint.pipeline import selection
     from promptpaint.pipeline.output import check_segment_folder, write_segmentation
 
     check_segment_folder(out_dir, overwrite=overwrite)
     loaded = load_image(image)
     seg = _pipeline(values).segment(loaded, **given(values, SegmentOptions))
-    _warn(seg.info.get("clamped", []) + seg.info.get("capped", []))
+    _warn(selection.notes(seg.info))
     report = write_segmentation(seg, loaded, out_dir, inputs=[image], overwrite=overwrite)
     click.echo(f"{len(seg.detections)} instance(s), {report['mask_area']} px selected -> {out_dir}")
     _warn_missing(seg.info.get("missing", []))

@@ -83,7 +83,7 @@ class EditJob:
         self.used.update({k: seg.info[k] for k in _SELECTION_KEYS if k in seg.info})
         if seg.info.get("missing"):  # for the reader (and the front ends' warning); a replay ignores it
             self.used["missing"] = seg.info["missing"]
-        self.notes += seg.info.get("clamped", []) + seg.info.get("capped", [])
+        self.notes += selection.notes(seg.info)
         if self.mask is not None or edit.mask is not None:
             # The recipe holds the mask itself (the selection's one instance is the user's mask as
             # read), not a file name that means nothing in another folder or after an upload.

@@ -135,6 +135,12 @@ def require_found(missing: list[str], found_any: bool, require: str = "any") -> 
         raise NothingFoundError(missing)
 
 
+def notes(info: dict) -> list[str]:
+    """The selection's one-line warnings for the user: boxes clamped to the image, detections
+    capped, shadows or reflections left out for their size."""
+    return [*info.get("clamped", []), *info.get("capped", []), *info.get("left_out", [])]
+
+
 def missing_warning(missing: list[str]) -> str:
     """The one line a front end prints when an edit went on without some phrases."""
     names = ", ".join(repr(text) for text in missing)
@@ -299,19 +305,46 @@ def _segment_with_points(segmenter: Any, rgb: np.ndarray, boxes: Detections,
 
 def _attach(included: Detections, candidates: Detections, attach: Sequence[str], info: dict) -> Detections:
     """The candidates (shadows, reflections) whose mask touches the included instances' mask grown
-    by :func:`attach_margin`; ``info["attached"]`` says, per label, how many were found and which
-    were added (their indices among the selection's instances, after the included ones)."""
+    by :func:`attach_margin` and is not :func:`too_large_to_attach`; ``info["attached"]`` says, per
+    label, how many were found, which were added (their indices among the selection's instances,
+    after the included ones) and the boxes of those left out for their size."""
     if not attach:
         return candidates
     w, h = candidates.image_size
     objects = M.union(list(included.masks), (h, w))
-    added = M.touching(objects, candidates.masks, attach_margin((w, h))) if len(candidates) else np.zeros(0, int)
-    attached = candidates[added]
-    info["attached"] = {
-        label: {"found": candidates.labels.count(label),
-                "added": [len(included) + i for i, name in enumerate(attached.labels) if name == label]}
-        for label in attach}
+    margin = attach_margin((w, h))
+    touching = M.touching(objects, candidates.masks, margin) if len(candidates) else np.zeros(0, int)
+    big = [i for i in touching if too_large_to_attach(candidates.masks[i], included.masks, margin)]
+    attached = candidates[np.array([i for i in touching if i not in big], dtype=int)]
+    info["attached"] = {}
+    for label in attach:
+        entry = {"found": candidates.labels.count(label),
+                 "added": [len(included) + i for i, name in enumerate(attached.labels) if name == label]}
+        left_out = [candidates.xyxy[i].round(1).tolist() for i in big if candidates.labels[i] == label]
+        if left_out:
+            entry["too_large"] = left_out
+            info.setdefault("left_out", []).append(
+                f"left out {len(left_out)} {label} region(s) touching the selection, each over "
+                f"{ATTACH_MAX_RATIO:g}x the object's area or half the image (the ground or the water?): "
+                + ", ".join(_numbers(box) for box in left_out))
+        info["attached"][label] = entry
     return attached
+
+
+#: A shadow or reflection may add at most this many times the area of the objects it touches
+#: (a long evening shadow is about 3x); a detector's "shadow" that is the whole floor adds far more.
+ATTACH_MAX_RATIO = 4.0
+#: ... and never more than this share of the image.
+ATTACH_MAX_SHARE = 0.5
+
+
+def too_large_to_attach(candidate: np.ndarray, objects: np.ndarray, margin: int) -> bool:
+    """Whether a touching shadow or reflection would add more than :data:`ATTACH_MAX_RATIO` times
+    the area of the objects (N, H, W) it touches, or more than :data:`ATTACH_MAX_SHARE` of the
+    image: a region that large is the ground or the water, not the object's shadow."""
+    touched = M.union(list(objects[M.touching(candidate, objects, margin)]), candidate.shape)
+    extra = int((candidate & ~touched).sum())
+    return extra > ATTACH_MAX_RATIO * int(touched.sum()) or extra > ATTACH_MAX_SHARE * candidate.size
 
 
 def _with_masks(dets: Detections, size: tuple[int, int]) -> Detections:

@@ -50,9 +50,10 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const pngBlob = async (base64) => (await fetch(`data:image/png;base64,${base64}`)).blob();
 
 /** What the server noted beside an answer, as one sentence each: phrases that found nothing (the
- *  work went on without them), boxes clamped to the photo, detections past the server's limit. */
+ *  work went on without them), boxes clamped to the photo, detections past the server's limit, shadows too large to go. */
 export function warnings(data) {
-  const notes = [...(data.clamped || []), ...(data.capped || []), ...((data.info && data.info.notes) || [])];
+  const notes = [...(data.clamped || []), ...(data.capped || []), ...(data.left_out || []),
+    ...((data.info && data.info.notes) || [])];
   if (data.missing && data.missing.length) notes.unshift(`Nothing found for ${data.missing.map((m) => `“${m}”`).join(", ")}.`);
   return notes.length ? ` ${notes.join(" ")}` : "";
 }
