@@ -98,8 +98,11 @@ def test_preview_endpoint_serves_the_running_jobs_latest_picture(client):
     deadline = time.monotonic() + 5
     while job.status != "done" and time.monotonic() < deadline:
         time.sleep(0.01)
-    # Once the job is done the preview is dropped: the result says the rest.
+    # A preview asked for just before the end still comes (the page polls, then fetches it) ...
+    assert client.get(answer["preview"]["url"]).status_code == 200
+    # ... until a client reads that the job is done: the result says the rest.
     assert "preview" not in client.get(f"/v1/jobs/{job.id}").json()
+    assert job.preview is None
     gone = client.get(f"/v1/jobs/{job.id}/preview")
     assert gone.status_code == 404 and "no live preview" in gone.json()["detail"]
     assert client.get("/v1/jobs/nope/preview").status_code == 404

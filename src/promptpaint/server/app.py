@@ -172,6 +172,7 @@ def _api_routes(state: ServerState) -> APIRouter:
     async def get_job(job_id: str) -> dict[str, Any]:
         job = state.jobs.get(job_id)
         data = job.to_json(state.jobs.position(job))
+        job.ended_seen()
         if job.payload is None and job.result is not None and job.present is not None:
             job.payload = await run_in_threadpool(job.present, job.result)
             job.result = None

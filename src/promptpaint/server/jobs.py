@@ -95,6 +95,16 @@ class QueuedJob:
         result, self.result = self.result, None
         return result
 
+    @property
+    def ended(self) -> bool:
+        return self.status in FINISHED
+
+    def ended_seen(self) -> None:
+        """A client has read that the job ended: its result (or error) says the rest, so the last
+        live preview goes."""
+        if self.ended:
+            self.preview = None
+
     def to_json(self, position: int | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.id, "kind": self.kind, "status": self.status,
@@ -103,7 +113,7 @@ class QueuedJob:
         }
         if position is not None:
             data["position"] = position
-        if self.preview is not None:
+        if self.preview is not None and not self.ended:
             height, width = self.preview.shape[:2]
             data["preview"] = {"version": self.previews, "step": self.preview_step, "width": width, "height": height,
                                "url": f"/v1/jobs/{self.id}/preview"}
@@ -227,8 +237,9 @@ class JobQueue:
 
     def _finish(self, job: QueuedJob, status: str, *, result: Any = None, error: PromptPaintError | None = None) -> None:
         with self._cond:
+            # The last preview stays until a client reads that the job ended (see ``ended_seen``):
+            # a preview request the page sent just before the end still gets its picture.
             job.status, job.finished, job.result, job.error = status, time.time(), result, error
-            job.preview = None  # the result (or the error) says the rest
             if job is self._running:
                 self._running = None
                 self._durations.append(job.finished - (job.started or job.finished))
