@@ -52,8 +52,10 @@ def test_sam3_finds_and_takes_a_box_in_one_backbone_run(tmp_path, cat_rgb):
     from promptpaint.testing.tiny_models import build_sam3_full
 
     pipe = Pipeline(segmenter=str(build_sam3_full(tmp_path / "sam3")), device="cpu")
+    runs = []  # forward calls of the ViT itself
+    pipe.segmenter().model.vision_encoder.backbone.backbone.register_forward_hook(lambda *_: runs.append(1))
     seg = pipe.segment(cat_rgb, find="cat", box="40,30,200,180", box_threshold=0)
-    assert pipe.segmenter().backbone_runs == 1
+    assert len(runs) == pipe.segmenter().backbone_runs == 1
     assert seg.mask[30:180, 40:200].any()
 
 

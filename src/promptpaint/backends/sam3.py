@@ -49,6 +49,8 @@ class Sam3TextSegmenter(TransformersBackend):
         self._tracker_backend = None
         self._tracker_lock = threading.Lock()
         self.takes_boxes = self.takes_points = _has_tracker(self.folder)
+        if self.takes_boxes:  # the tracker, once loaded, reads this backbone too: one run per image
+            self.model.vision_encoder.backbone = SharedBackbone(self.model.vision_encoder.backbone)
 
     def _model_class(self):
         from transformers import Sam3Model
@@ -133,16 +135,14 @@ class Sam3TextSegmenter(TransformersBackend):
                 f"{self.model_id} holds only SAM 3's text detector, not its tracker: for --box or --point "
                 "use the full facebook/sam3 checkpoint, or --segmenter sam-b or sam2-t")
         tracker = Sam3TrackerSegmenter(self.ref, self.device, self.dtype_name)
-        # Both halves read the same ViT backbone weights from the checkpoint: keep one copy, and
-        # run it once per image for both.
-        shared = SharedBackbone(self.model.vision_encoder.backbone)
-        self.model.vision_encoder.backbone = tracker.model.vision_encoder.backbone = shared
+        # Both halves read the same ViT backbone weights from the checkpoint: keep one copy, which
+        # runs once per image for both (see SharedBackbone).
+        tracker.model.vision_encoder.backbone = self.model.vision_encoder.backbone
         return tracker
 
     @property
     def backbone_runs(self) -> int:
-        """How many images went through the ViT backbone, both halves together (before the
-        tracker loads, the text half's encodings)."""
+        """How many images went through the ViT backbone, both halves together."""
         backbone = self.model.vision_encoder.backbone
         return backbone.runs.computed if isinstance(backbone, SharedBackbone) else self.encode_count
 
